@@ -1,0 +1,95 @@
+"""Monthly pipeline: land → file checks → raw gate → load → dbt (one task per model) → mart gate → publish.
+
+The reporting month is the run's data interval (a calendar month, Europe/London), never the
+wall clock. The `landing` param points the run at any folder in the landing layout.
+Logic lives in `misuse_warehouse.pipeline`; this file only wires tasks.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import ExecutionMode, LoadMode
+
+from misuse_warehouse import orchestration, settings
+
+orchestration.prepare_environment()
+
+MARTS = Asset(orchestration.MARTS_ASSET_NAME)
+
+
+@dag(
+    dag_id="monthly_pipeline",
+    schedule=CronDataIntervalTimetable("0 0 1 * *", timezone=orchestration.TIMEZONE),
+    start_date=pendulum.datetime(2023, 4, 1, tz=orchestration.TIMEZONE),
+    catchup=False,
+    max_active_runs=1,
+    default_args=orchestration.DEFAULT_ARGS,
+    params={"landing": Param(None, type=["null", "string"], description="landing folder")},
+    tags=["misuse-warehouse", "monthly"],
+    doc_md=__doc__,
+)
+def monthly_pipeline() -> None:
+    from misuse_warehouse import pipeline
+
+    @task
+    def prepare() -> dict:
+        return pipeline.prepare()
+
+    @task
+    def reporting_month() -> str:
+        start = get_current_context()["data_interval_start"]
+        return pendulum.instance(start).in_timezone(orchestration.TIMEZONE).strftime("%Y-%m")
+
+    @task
+    def discover(month: str) -> list[str]:
+        return pipeline.discover(get_current_context()["params"].get("landing"), month)
+
+    @task(max_active_tis_per_dagrun=2)
+    def ingest(path: str) -> dict:
+        return pipeline.ingest(path, get_current_context()["run_id"])
+
+    transform = DbtTaskGroup(
+        group_id="transform",
+        project_config=ProjectConfig(
+            dbt_project_path=settings.DBT_PROJECT_DIR,
+            manifest_path=orchestration.dbt_manifest(),
+        ),
+        profile_config=ProfileConfig(
+            profile_name="misuse_warehouse",
+            target_name="warehouse",
+            profiles_yml_filepath=settings.DBT_PROJECT_DIR / "profiles.yml",
+        ),
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.WATCHER),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST),
+        operator_args={"install_deps": False},
+        default_args={"retries": 0},
+    )
+
+    @task(retries=0)
+    def mart_gate() -> list[dict]:
+        return pipeline.mart_gate()
+
+    @task(outlets=[MARTS], retries=0)
+    def publish(month: str) -> dict:
+        context = get_current_context()
+        result = pipeline.publish_marts(context["run_id"], month)
+        context["outlet_events"][MARTS].extra = {"month": month, **result}
+        return result
+
+    @task(retries=0)
+    def report(outcomes: list[dict]) -> dict:
+        return pipeline.report(list(outcomes))
+
+    orchestration.watch_after_build(transform)
+
+    month = reporting_month()
+    files = discover(month)
+    prepare() >> files
+    outcomes = ingest.expand(path=files)
+    published = publish(month)
+    outcomes >> transform >> mart_gate() >> published >> report(outcomes)
+
+
+monthly_pipeline()

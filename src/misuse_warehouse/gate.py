@@ -1,0 +1,221 @@
+"""The two quality gates, both Great Expectations suites kept as JSON in `expectations/`.
+
+Raw gate: the feed's suite on the typed rows of one file, before anything is loaded.
+Mart gate: `marts_<table>` suites on the tables built in the next schema, before publication.
+GX is imported here only (it takes seconds), never at DAG parse time.
+"""
+
+from __future__ import annotations
+
+import calendar
+import fcntl
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from misuse_warehouse import settings
+from misuse_warehouse.file_checks import MAX_EXAMPLES, ParsedFile
+from misuse_warehouse.refusal import Refusal
+
+
+@dataclass
+class GateResult:
+    suite: str
+    success: bool
+    failures: list[dict[str, Any]]
+    evaluated: int
+
+    def refusal(self) -> Refusal:
+        rules = ", ".join(f["rule"] for f in self.failures)
+        first = self.failures[0]
+        return Refusal(
+            f"rule_broken:{first['rule']}" if len(self.failures) == 1 else "rules_broken",
+            f"{len(self.failures)} contract rule(s) broken: {rules}",
+            self.failures,
+        )
+
+
+def suite_json(name: str) -> dict[str, Any]:
+    return json.loads((settings.EXPECTATIONS_DIR / f"{name}.json").read_text())
+
+
+def mart_suites() -> list[str]:
+    return sorted(p.stem for p in settings.EXPECTATIONS_DIR.glob("marts_*.json"))
+
+
+# Raw gate
+
+
+def file_frame(parsed: ParsedFile) -> pd.DataFrame:
+    """Typed dataframe of one file, indexed by file line number, with derived columns."""
+    contract = parsed.contract
+    frame = pd.DataFrame(
+        parsed.rows, columns=list(contract.column_names), index=parsed.line_numbers, dtype=object
+    )
+    for column in contract.columns:
+        values = frame[column.name]
+        if column.type in ("date", "month"):
+            frame[column.name] = pd.to_datetime(values, format="%Y-%m-%d")
+        elif column.type in ("integer", "money"):
+            frame[column.name] = pd.to_numeric(values).astype("float64")
+    start = parsed.name.period_start
+    frame["_file_source"] = parsed.name.source
+    frame["_file_period_start"] = pd.Timestamp(start)
+    frame["_period_end"] = pd.Timestamp(_period_end(start, contract.period))
+    for derived in contract.derived:
+        frame[derived.name] = _DERIVED[derived.kind](frame, *derived.args)
+    return frame
+
+
+def _period_end(start: date, period: str) -> date:
+    if period == "financial_year":
+        return date(start.year + 1, 3, 31)
+    return date(start.year, start.month, calendar.monthrange(start.year, start.month)[1])
+
+
+def _age_years(frame: pd.DataFrame, dob: str, on: str) -> pd.Series:
+    born, day = frame[dob], frame[on]
+    had_birthday = (day.dt.month > born.dt.month) | (
+        (day.dt.month == born.dt.month) & (day.dt.day >= born.dt.day)
+    )
+    return (day.dt.year - born.dt.year - (~had_birthday).astype("float64")).astype("float64")
+
+
+@cache
+def _areas() -> pd.DataFrame:
+    path = settings.DBT_PROJECT_DIR / "seeds" / "ref_upper_tier_local_authorities.csv"
+    areas = pd.read_csv(path, dtype=str)
+    areas["valid_from"] = pd.to_datetime(areas["valid_from"]).fillna(pd.Timestamp.min)
+    areas["valid_to"] = pd.to_datetime(areas["valid_to"]).fillna(pd.Timestamp.max)
+    return areas.set_index("area_code")
+
+
+def _area_valid_on(frame: pd.DataFrame, code: str, on: str) -> pd.Series:
+    areas = _areas()
+    known = frame[code].isin(areas.index)
+    lookup = frame[code].where(known, areas.index[0])
+    valid_from = areas["valid_from"].reindex(lookup).to_numpy()
+    valid_to = areas["valid_to"].reindex(lookup).to_numpy()
+    day = frame[on].to_numpy()
+    inside = (valid_from <= day) & (day <= valid_to)
+    return pd.Series(known.to_numpy() & inside, index=frame.index).astype(bool)
+
+
+_DERIVED = {"age_years": _age_years, "area_valid_on": _area_valid_on}
+
+
+def check_file(parsed: ParsedFile) -> GateResult:
+    frame = file_frame(parsed)
+    hidden = set(parsed.contract.attributor.values())
+    return run_suite(parsed.contract.suite, frame, asset=parsed.contract.feed, hidden_columns=hidden)
+
+
+# Mart gate
+
+
+def check_marts(conn: Any, schema: str) -> list[GateResult]:
+    """Every marts_<table> suite against `schema.<table>`."""
+    results = []
+    for suite in mart_suites():
+        table = suite.removeprefix("marts_")
+        frame = pd.read_sql_query(f'select * from "{schema}"."{table}"', conn)  # noqa: S608
+        results.append(run_suite(suite, frame, asset=f"marts.{table}"))
+    return results
+
+
+# GX plumbing
+
+
+@contextmanager
+def _gx_context() -> Iterator[Any]:
+    """A file context under .local/gx (Data Docs live there), one process at a time."""
+    settings.telemetry_off()
+    import great_expectations as gx
+
+    root = settings.gx_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    with (root / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        context = gx.get_context(mode="file", project_root_dir=str(root))
+        context.variables.progress_bars = {"globally": False}
+        yield context
+
+
+def run_suite(
+    suite_name: str, frame: pd.DataFrame, asset: str, hidden_columns: set[str] = frozenset()
+) -> GateResult:
+    import great_expectations as gx
+
+    with _gx_context() as context:
+        suite = context.suites.add_or_update(gx.ExpectationSuite(**suite_json(suite_name)))
+        source = context.data_sources.add_or_update_pandas("feeds")
+        try:
+            data_asset = source.get_asset(asset)
+        except LookupError:
+            data_asset = source.add_dataframe_asset(asset)
+        batch = next(iter(data_asset.batch_definitions), None) or (
+            data_asset.add_batch_definition_whole_dataframe("whole")
+        )
+        validation = context.validation_definitions.add_or_update(
+            gx.ValidationDefinition(name=f"{suite_name}__{asset}", data=batch, suite=suite)
+        )
+        checkpoint = context.checkpoints.add_or_update(
+            gx.Checkpoint(
+                name=f"{suite_name}__{asset}",
+                validation_definitions=[validation],
+                actions=[],
+                result_format={"result_format": "COMPLETE"},
+            )
+        )
+        outcome = checkpoint.run(batch_parameters={"dataframe": frame})
+    results = next(iter(outcome.run_results.values())).results
+    failures = [_failure(r, hidden_columns) for r in results if not r.success]
+    return GateResult(suite_name, not failures, failures, len(results))
+
+
+def _failure(result: Any, hidden_columns: set[str]) -> dict[str, Any]:
+    config = result.expectation_config
+    kwargs = config.kwargs
+    columns = [kwargs[k] for k in ("column", "column_A", "column_B") if k in kwargs]
+    hidden = any(c in hidden_columns for c in columns)
+    detail = result.result or {}
+    rows = [int(i) for i in (detail.get("unexpected_index_list") or [])][:MAX_EXAMPLES]
+    values = [] if hidden else [_plain(v) for v in (detail.get("partial_unexpected_list") or [])]
+    return {
+        "rule": (config.meta or {}).get("rule", config.type),
+        "dimension": (config.meta or {}).get("dimension"),
+        "expectation": config.type,
+        "columns": columns,
+        "unexpected_count": detail.get("unexpected_count"),
+        "rows": rows,
+        "values": values[:MAX_EXAMPLES],
+        "exception": (result.exception_info or {}).get("exception_message")
+        if result.exception_info and result.exception_info.get("raised_exception")
+        else None,
+    }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, pd.Timestamp):
+        return value.date().isoformat()
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
+
+
+def build_data_docs() -> Path:
+    """Rebuild the GX Data Docs once per run (per validation it grows with history)."""
+    with _gx_context() as context:
+        context.build_data_docs()
+    return settings.gx_dir() / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"

@@ -1,0 +1,151 @@
+"""One loader for every feed, driven by its contract: audit row, then COPY, in one transaction.
+
+A resubmission for the same feed, source and period is a new submission that supersedes the
+earlier one (models read the latest); the same bytes as the current submission change nothing.
+The plain attributor is written to raw only, beside its keyed pseudonym.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+from misuse_warehouse import pseudonymise, settings
+from misuse_warehouse.file_checks import ParsedFile, parse_file_name
+from misuse_warehouse.refusal import Refusal
+
+
+@dataclass(frozen=True)
+class Outcome:
+    file: str
+    feed: str
+    source: str
+    period: str
+    status: str  # loaded, duplicate, refused
+    submission_id: int | None = None
+    rows: int = 0
+    refusal_code: str | None = None
+    message: str = ""
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = None) -> Outcome:
+    contract, name = parsed.contract, parsed.name
+    key = pseudonymise.secret() if contract.attributor else b""
+    with conn.transaction():
+        conn.execute(
+            "select pg_advisory_xact_lock(hashtext(%s))",
+            (f"{name.feed}|{name.source}|{name.period_start}",),
+        )
+        current = conn.execute(
+            """select submission_id, file_sha256 from raw.submissions
+               where feed = %s and source_code = %s and period_start = %s and status = 'loaded'
+               order by submission_id desc limit 1""",
+            (name.feed, name.source, name.period_start),
+        ).fetchone()
+        if current and current[1] == parsed.sha256:
+            return Outcome(
+                parsed.path.name, name.feed, name.source, name.period, "duplicate", current[0],
+                message=f"same bytes as submission {current[0]}: nothing changed",
+            )
+        submission_id = conn.execute(
+            """insert into raw.submissions (feed, source_code, period_start, file_name, file_sha256,
+                   file_bytes, received_at, status, dag_run_id)
+               values (%s, %s, %s, %s, %s, %s, %s, 'loaded', %s) returning submission_id""",
+            (name.feed, name.source, name.period_start, parsed.path.name, parsed.sha256,
+             parsed.size, _received_at(parsed.path), dag_run_id),
+        ).fetchone()[0]
+        columns = ["submission_id", "source_row", *contract.column_names]
+        attributor = contract.attributor
+        if attributor:
+            columns.append("person_key")
+            positions = {role: contract.column_names.index(col) for role, col in attributor.items()}
+        copy = sql.SQL("copy raw.{} ({}) from stdin").format(
+            sql.Identifier(contract.table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        )
+        with conn.cursor().copy(copy) as writer:
+            for line, values in zip(parsed.line_numbers, parsed.rows, strict=True):
+                record = [submission_id, line, *values]
+                if attributor:
+                    initials, dob, sex = (values[positions[r]] for r in ("initials", "dob", "sex"))
+                    record.append(pseudonymise.person_key(key, initials or "", dob or "", sex or ""))
+                writer.write_row(record)
+        conn.execute(
+            "update raw.submissions set loaded_at = now(), row_count = %s where submission_id = %s",
+            (len(parsed.rows), submission_id),
+        )
+    archive(parsed.path, parsed.sha256)
+    return Outcome(
+        parsed.path.name, name.feed, name.source, name.period, "loaded", submission_id, len(parsed.rows),
+        message=f"{len(parsed.rows)} rows loaded as submission {submission_id}"
+        + (f" (supersedes {current[0]})" if current else ""),
+    )
+
+
+def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: str | None = None) -> Outcome:
+    """Audit the refusal, then move the file to quarantine with its reasons beside it."""
+    import hashlib
+
+    raw = path.read_bytes()
+    try:
+        name = parse_file_name(path)
+        feed, source, period, start = name.feed, name.source, name.period, name.period_start
+    except Refusal:
+        feed, source, period, start = path.parent.parent.name, "?", path.parent.name, None
+    with conn.transaction():
+        conn.execute(
+            """insert into raw.submissions (feed, source_code, period_start, file_name, file_sha256,
+                   file_bytes, received_at, status, refusal_code, refusal_reason, dag_run_id)
+               values (%s, %s, coalesce(%s, to_date(%s || '-01', 'YYYY-MM-DD'), date '1900-01-01'),
+                       %s, %s, %s, %s, 'refused', %s, %s, %s)""",
+            (feed, source, start, period if _is_month(period) else None, path.name,
+             hashlib.sha256(raw).hexdigest(), len(raw), _received_at(path), refusal.code,
+             refusal.message, dag_run_id),
+        )
+    target = quarantine(path, refusal)
+    return Outcome(path.name, feed, source, period, "refused", refusal_code=refusal.code,
+                   message=f"{refusal.message} (quarantined at {target})")
+
+
+def quarantine(path: Path, refusal: Refusal) -> Path:
+    folder = settings.quarantine_dir() / path.parent.parent.name / path.parent.name
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    shutil.move(str(path), target)
+    reason = refusal.as_dict() | {"file": path.name, "quarantined_at": datetime.now(UTC).isoformat()}
+    (folder / f"{path.name}.reason.json").write_text(json.dumps(reason, indent=2, default=str))
+    (folder / f"{path.name}.reason.txt").write_text(_readable(path.name, refusal))
+    return target
+
+
+def archive(path: Path, sha256: str) -> Path:
+    """Keep the accepted bytes: the raw landing zone on disk, content-addressed."""
+    folder = settings.archive_dir() / path.parent.parent.name / path.parent.name
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{sha256[:16]}_{path.name}"
+    if not target.exists():
+        shutil.copy2(path, target)
+    return target
+
+
+def _readable(file_name: str, refusal: Refusal) -> str:
+    lines = [f"{file_name} was refused ({refusal.code}).", "", refusal.message, ""]
+    for detail in refusal.details:
+        lines.append("- " + ", ".join(f"{k}: {v}" for k, v in detail.items() if v not in (None, [])))
+    return "\n".join(lines) + "\n"
+
+
+def _received_at(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+
+
+def _is_month(period: str) -> bool:
+    return len(period) == 7 and period[4] == "-" and period[:4].isdigit() and period[5:].isdigit() and 1 <= int(period[5:]) <= 12

@@ -1,0 +1,52 @@
+"""Airflow and Cosmos settings shared by the DAG files, kept cheap to import (DAG parse time)."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from misuse_warehouse import settings, warehouse
+
+OWNER = "data-engineering"
+TIMEZONE = "Europe/London"
+MARTS_ASSET_NAME = "misuse_warehouse_marts"
+MANIFEST = settings.DBT_PROJECT_DIR / "target" / "manifest.json"
+
+DEFAULT_ARGS = {
+    "owner": OWNER,
+    "retries": 1,
+    "retry_delay": timedelta(seconds=20),
+}
+
+
+def prepare_environment() -> None:
+    """Telemetry off and dbt's connection variables derived from the one warehouse setting."""
+    settings.telemetry_off()
+    for name, value in warehouse.dbt_env().items():
+        os.environ.setdefault(name, value)
+
+
+def dbt_manifest() -> Path:
+    if not MANIFEST.exists():
+        raise FileNotFoundError(
+            f"{MANIFEST} is missing: run `make manifest` (dbt parse) before loading the DAGs"
+        )
+    return MANIFEST
+
+
+def watch_after_build(group: Any) -> None:
+    """Let Cosmos' per-model watcher tasks start only once the single `dbt build` has finished.
+
+    Watcher mode assumes producer and sensors run at the same time; `dag.test()` (our CLI and
+    tests) runs one task at a time and would wait forever on a sensor scheduled first. After
+    the build every sensor finds its model's status at once, so each model still gets its task.
+    """
+    producer_id = f"{group.group_id}.dbt_producer_watcher"
+    members = {task.task_id: task for task in group.iter_tasks()}
+    producer = members[producer_id]
+    for task_id, task in members.items():
+        inside = task.upstream_task_ids & members.keys()
+        if task_id != producer_id and not inside:
+            producer >> task

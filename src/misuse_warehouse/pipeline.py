@@ -1,0 +1,93 @@
+"""What the monthly DAG's tasks do. The DAG file only wires these together.
+
+Each function is plain Python so tests and the CLI can reason about it, but runs are
+always started through Airflow (the CLI uses dag.test()).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from misuse_warehouse import file_checks, gate, loader, migrations, publish, settings, warehouse
+from misuse_warehouse.refusal import Refusal
+
+log = logging.getLogger(__name__)
+
+
+class GateFailed(RuntimeError):
+    """The built marts broke a mart expectation: nothing is published."""
+
+
+class FilesRefused(RuntimeError):
+    """Some files were quarantined; the rest were published, and the run says so loudly."""
+
+
+def prepare() -> dict[str, Any]:
+    """Warehouse up and migrated; the pseudonymisation secret present before any file is read."""
+    from misuse_warehouse import pseudonymise
+
+    pseudonymise.secret()
+    with warehouse.connect() as conn:
+        migrations.migrate(conn)
+    return {"warehouse": warehouse.url().rsplit("@", 1)[-1]}
+
+
+def discover(landing: str | None, month: str) -> list[str]:
+    """Every file in `<landing>/<feed>/<month>/`, named or misnamed (a bad name is refused, not skipped)."""
+    root = Path(landing) if landing else settings.landing_dir()
+    files = sorted(
+        str(p) for p in root.glob(f"*/{month}/*") if p.is_file() and not p.name.startswith(".")
+    )
+    log.info("%d files for %s in %s", len(files), month, root)
+    return files
+
+
+def ingest(path: str, dag_run_id: str | None = None) -> dict[str, Any]:
+    """Checks, raw gate, load — or quarantine with the reason."""
+    file = Path(path)
+    with warehouse.connect() as conn:
+        try:
+            parsed = file_checks.read_file(file)
+            result = gate.check_file(parsed)
+            if not result.success:
+                raise result.refusal()
+            outcome = loader.load(conn, parsed, dag_run_id)
+        except Refusal as refusal:
+            outcome = loader.refuse(conn, file, refusal, dag_run_id)
+            log.error("REFUSED %s: %s", file.name, outcome.message)
+            return outcome.as_dict()
+    log.info("%s %s: %s", outcome.status.upper(), file.name, outcome.message)
+    return outcome.as_dict()
+
+
+def mart_gate() -> list[dict[str, Any]]:
+    with warehouse.connect() as conn:
+        results = gate.check_marts(conn, publish.NEXT)
+    summary = [
+        {"suite": r.suite, "success": r.success, "evaluated": r.evaluated, "failures": r.failures}
+        for r in results
+    ]
+    failed = [r for r in results if not r.success]
+    if failed:
+        rules = "; ".join(f"{r.suite}: {', '.join(f['rule'] for f in r.failures)}" for r in failed)
+        raise GateFailed(f"mart gate failed, marts left as they were — {rules}")
+    return summary
+
+
+def publish_marts(dag_run_id: str | None, month: str) -> dict[str, Any]:
+    with warehouse.connect() as conn:
+        return publish.publish(conn, dag_run_id, month)
+
+
+def report(outcomes: list[dict[str, Any]]) -> dict[str, int]:
+    gate.build_data_docs()
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+    refused = [o for o in outcomes if o["status"] == "refused"]
+    if refused:
+        lines = "\n".join(f"  {o['file']}: {o['refusal_code']} — {o['message']}" for o in refused)
+        raise FilesRefused(f"{len(refused)} file(s) refused and quarantined:\n{lines}")
+    return counts

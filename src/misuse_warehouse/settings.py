@@ -1,0 +1,50 @@
+"""Where things live. One place so the CLI, the DAGs and the tests agree.
+
+Everything local sits under `.local/` of the project (or `MISUSE_WAREHOUSE_HOME`),
+so a clone is self-contained and `rm -rf .local` is a full reset.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DBT_PROJECT_DIR = Path(os.environ.get("MISUSE_WAREHOUSE_DBT_DIR", PROJECT_ROOT / "dbt_project"))
+EXPECTATIONS_DIR = PROJECT_ROOT / "expectations"
+DAGS_DIR = PROJECT_ROOT / "dags"
+
+SEED_AREAS = ("E06000035", "E06000019", "E10000034", "E06000022", "E06000018")
+
+PSEUDONYM_KEY_ENV = "MISUSE_WAREHOUSE_PSEUDONYM_KEY"
+WAREHOUSE_URL_ENV = "WAREHOUSE_URL"
+
+
+def home() -> Path:
+    """The local state folder: embedded Postgres, Airflow home, landing, quarantine."""
+    return Path(os.environ.get("MISUSE_WAREHOUSE_HOME", PROJECT_ROOT / ".local")).resolve()
+
+
+def landing_dir() -> Path:
+    return Path(os.environ.get("MISUSE_WAREHOUSE_LANDING", home() / "landing"))
+
+
+def quarantine_dir() -> Path:
+    return Path(os.environ.get("MISUSE_WAREHOUSE_QUARANTINE", home() / "quarantine"))
+
+
+def archive_dir() -> Path:
+    """Accepted files, kept byte for byte by checksum (the raw landing zone on disk)."""
+    return Path(os.environ.get("MISUSE_WAREHOUSE_ARCHIVE", home() / "archive"))
+
+
+def gx_dir() -> Path:
+    return home() / "gx"
+
+
+def telemetry_off() -> None:
+    """The stack phones home by default; a health-data warehouse must not."""
+    os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+    os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
