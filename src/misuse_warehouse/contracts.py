@@ -81,9 +81,7 @@ def _parse(path: Path) -> Contract:
         record_key=tuple(data["record_key"]),
         suite=data["suite"],
         columns=tuple(Column(**c) for c in data["columns"]),
-        derived=tuple(
-            Derived(d["name"], d["kind"], tuple(d["args"])) for d in data.get("derived", [])
-        ),
+        derived=tuple(Derived(d["name"], d["kind"], tuple(d["args"])) for d in data.get("derived", [])),
         attributor=data.get("attributor", {}),
     )
 

@@ -120,9 +120,7 @@ class EmbeddedPostgres:
         """Password on loopback, the warehouse database, then reload pg_hba."""
         with psycopg.connect(self._admin_conninfo(), autocommit=True) as conn:
             conn.execute(f"alter role postgres password '{DEFAULT_PASSWORD}'")
-            exists = conn.execute(
-                "select 1 from pg_database where datname = %s", (DATABASE,)
-            ).fetchone()
+            exists = conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone()
             if not exists:
                 conn.execute(f"create database {DATABASE}")
         hba = self.data_dir / "pg_hba.conf"

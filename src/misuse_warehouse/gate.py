@@ -56,9 +56,7 @@ def mart_suites() -> list[str]:
 def file_frame(parsed: ParsedFile) -> pd.DataFrame:
     """Typed dataframe of one file, indexed by file line number, with derived columns."""
     contract = parsed.contract
-    frame = pd.DataFrame(
-        parsed.rows, columns=list(contract.column_names), index=parsed.line_numbers, dtype=object
-    )
+    frame = pd.DataFrame(parsed.rows, columns=list(contract.column_names), index=parsed.line_numbers, dtype=object)
     for column in contract.columns:
         values = frame[column.name]
         if column.type in ("date", "month"):
@@ -82,9 +80,7 @@ def _period_end(start: date, period: str) -> date:
 
 def _age_years(frame: pd.DataFrame, dob: str, on: str) -> pd.Series:
     born, day = frame[dob], frame[on]
-    had_birthday = (day.dt.month > born.dt.month) | (
-        (day.dt.month == born.dt.month) & (day.dt.day >= born.dt.day)
-    )
+    had_birthday = (day.dt.month > born.dt.month) | ((day.dt.month == born.dt.month) & (day.dt.day >= born.dt.day))
     return (day.dt.year - born.dt.year - (~had_birthday).astype("float64")).astype("float64")
 
 
@@ -148,9 +144,7 @@ def _gx_context() -> Iterator[Any]:
         yield context
 
 
-def run_suite(
-    suite_name: str, frame: pd.DataFrame, asset: str, hidden_columns: set[str] = frozenset()
-) -> GateResult:
+def run_suite(suite_name: str, frame: pd.DataFrame, asset: str, hidden_columns: set[str] = frozenset()) -> GateResult:
     import great_expectations as gx
 
     with _gx_context() as context:

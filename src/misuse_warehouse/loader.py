@@ -53,15 +53,28 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
         ).fetchone()
         if current and current[1] == parsed.sha256:
             return Outcome(
-                parsed.path.name, name.feed, name.source, name.period, "duplicate", current[0],
+                parsed.path.name,
+                name.feed,
+                name.source,
+                name.period,
+                "duplicate",
+                current[0],
                 message=f"same bytes as submission {current[0]}: nothing changed",
             )
         submission_id = conn.execute(
             """insert into raw.submissions (feed, source_code, period_start, file_name, file_sha256,
                    file_bytes, received_at, status, dag_run_id)
                values (%s, %s, %s, %s, %s, %s, %s, 'loaded', %s) returning submission_id""",
-            (name.feed, name.source, name.period_start, parsed.path.name, parsed.sha256,
-             parsed.size, _received_at(parsed.path), dag_run_id),
+            (
+                name.feed,
+                name.source,
+                name.period_start,
+                parsed.path.name,
+                parsed.sha256,
+                parsed.size,
+                _received_at(parsed.path),
+                dag_run_id,
+            ),
         ).fetchone()[0]
         columns = ["submission_id", "source_row", *contract.column_names]
         attributor = contract.attributor
@@ -84,7 +97,13 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
         )
     archive(parsed.path, parsed.sha256)
     return Outcome(
-        parsed.path.name, name.feed, name.source, name.period, "loaded", submission_id, len(parsed.rows),
+        parsed.path.name,
+        name.feed,
+        name.source,
+        name.period,
+        "loaded",
+        submission_id,
+        len(parsed.rows),
         message=f"{len(parsed.rows)} rows loaded as submission {submission_id}"
         + (f" (supersedes {current[0]})" if current else ""),
     )
@@ -106,13 +125,30 @@ def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: s
                    file_bytes, received_at, status, refusal_code, refusal_reason, dag_run_id)
                values (%s, %s, coalesce(%s, to_date(%s || '-01', 'YYYY-MM-DD'), date '1900-01-01'),
                        %s, %s, %s, %s, 'refused', %s, %s, %s)""",
-            (feed, source, start, period if _is_month(period) else None, path.name,
-             hashlib.sha256(raw).hexdigest(), len(raw), _received_at(path), refusal.code,
-             refusal.message, dag_run_id),
+            (
+                feed,
+                source,
+                start,
+                period if _is_month(period) else None,
+                path.name,
+                hashlib.sha256(raw).hexdigest(),
+                len(raw),
+                _received_at(path),
+                refusal.code,
+                refusal.message,
+                dag_run_id,
+            ),
         )
     target = quarantine(path, refusal)
-    return Outcome(path.name, feed, source, period, "refused", refusal_code=refusal.code,
-                   message=f"{refusal.message} (quarantined at {target})")
+    return Outcome(
+        path.name,
+        feed,
+        source,
+        period,
+        "refused",
+        refusal_code=refusal.code,
+        message=f"{refusal.message} (quarantined at {target})",
+    )
 
 
 def quarantine(path: Path, refusal: Refusal) -> Path:
@@ -148,4 +184,10 @@ def _received_at(path: Path) -> datetime:
 
 
 def _is_month(period: str) -> bool:
-    return len(period) == 7 and period[4] == "-" and period[:4].isdigit() and period[5:].isdigit() and 1 <= int(period[5:]) <= 12
+    return (
+        len(period) == 7
+        and period[4] == "-"
+        and period[:4].isdigit()
+        and period[5:].isdigit()
+        and 1 <= int(period[5:]) <= 12
+    )

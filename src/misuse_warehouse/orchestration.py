@@ -30,9 +30,7 @@ def prepare_environment() -> None:
 
 def dbt_manifest() -> Path:
     if not MANIFEST.exists():
-        raise FileNotFoundError(
-            f"{MANIFEST} is missing: run `make manifest` (dbt parse) before loading the DAGs"
-        )
+        raise FileNotFoundError(f"{MANIFEST} is missing: run `make manifest` (dbt parse) before loading the DAGs")
     return MANIFEST
 
 

@@ -37,9 +37,7 @@ def prepare() -> dict[str, Any]:
 def discover(landing: str | None, month: str) -> list[str]:
     """Every file in `<landing>/<feed>/<month>/`, named or misnamed (a bad name is refused, not skipped)."""
     root = Path(landing) if landing else settings.landing_dir()
-    files = sorted(
-        str(p) for p in root.glob(f"*/{month}/*") if p.is_file() and not p.name.startswith(".")
-    )
+    files = sorted(str(p) for p in root.glob(f"*/{month}/*") if p.is_file() and not p.name.startswith("."))
     log.info("%d files for %s in %s", len(files), month, root)
     return files
 
@@ -66,8 +64,7 @@ def mart_gate() -> list[dict[str, Any]]:
     with warehouse.connect() as conn:
         results = gate.check_marts(conn, publish.NEXT)
     summary = [
-        {"suite": r.suite, "success": r.success, "evaluated": r.evaluated, "failures": r.failures}
-        for r in results
+        {"suite": r.suite, "success": r.success, "evaluated": r.evaluated, "failures": r.failures} for r in results
     ]
     failed = [r for r in results if not r.success]
     if failed:

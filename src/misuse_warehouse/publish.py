@@ -56,7 +56,9 @@ def publish(conn: psycopg.Connection, dag_run_id: str | None, reporting_month: s
         built = conn.execute("select 1 from pg_namespace where nspname = %s", (NEXT,)).fetchone()
         if not built:
             raise RuntimeError(f"schema {NEXT} does not exist: dbt has not built the marts")
-        conn.execute(sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(NEXT), sql.Identifier(READER_ROLE)))
+        conn.execute(
+            sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(NEXT), sql.Identifier(READER_ROLE))
+        )
         conn.execute(
             sql.SQL("grant select on all tables in schema {} to {}").format(
                 sql.Identifier(NEXT), sql.Identifier(READER_ROLE)
@@ -65,7 +67,9 @@ def publish(conn: psycopg.Connection, dag_run_id: str | None, reporting_month: s
         checksums = table_checksums(conn, NEXT)
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(RETIRED)))
         if conn.execute("select 1 from pg_namespace where nspname = %s", (PUBLISHED,)).fetchone():
-            conn.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(PUBLISHED), sql.Identifier(RETIRED)))
+            conn.execute(
+                sql.SQL("alter schema {} rename to {}").format(sql.Identifier(PUBLISHED), sql.Identifier(RETIRED))
+            )
         conn.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(NEXT), sql.Identifier(PUBLISHED)))
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(RETIRED)))
         month = f"{reporting_month}-01" if reporting_month else None
@@ -76,4 +80,3 @@ def publish(conn: psycopg.Connection, dag_run_id: str | None, reporting_month: s
         ).fetchone()[0]
     digest = hashlib.sha256(json.dumps(checksums, sort_keys=True).encode()).hexdigest()
     return {"publication_id": publication_id, "tables": len(checksums), "checksum": digest}
-

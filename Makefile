@@ -1,0 +1,43 @@
+# Misuse Warehouse — `make demo` and `make test` do all the set-up on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+export DBT_SEND_ANONYMOUS_USAGE_STATS := False
+export GX_ANALYTICS_ENABLED := False
+export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
+export DO_NOT_TRACK := 1
+
+.PHONY: install demo test lint manifest airflow dbt-docs lock clean
+
+$(BIN)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet uv==0.13.8
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+install: $(BIN)/.installed
+
+manifest: install
+	$(BIN)/dbt parse --quiet --project-dir dbt_project --profiles-dir dbt_project
+
+demo: install manifest
+	$(BIN)/misuse-warehouse demo
+
+test: install manifest
+	$(BIN)/ruff check src dags tests
+	$(BIN)/python -m pytest
+
+airflow: install manifest
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m misuse_warehouse.airflow_ui
+
+dbt-docs: install
+	eval "$$($(BIN)/python -m misuse_warehouse.dbt_env)" && \
+	  $(BIN)/dbt docs generate --quiet --project-dir dbt_project --profiles-dir dbt_project
+
+lock:
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock
+
+clean:
+	rm -rf .local dbt_project/target

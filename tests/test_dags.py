@@ -1,0 +1,57 @@
+"""DAG integrity: every DAG imports, has no cycles, an owner and retries; tasks are per model."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def dagbag(pipeline):  # noqa: ANN001, ANN201 - pipeline ensures the manifest and Airflow db
+    from airflow.dag_processing.dagbag import DagBag
+
+    from misuse_warehouse import settings
+
+    return DagBag(str(settings.DAGS_DIR))
+
+
+def test_every_dag_imports(dagbag) -> None:  # noqa: ANN001
+    assert dagbag.import_errors == {}
+    assert "monthly_pipeline" in dagbag.dag_ids
+
+
+def test_dags_have_owner_retries_and_no_cycles(dagbag) -> None:  # noqa: ANN001
+    for dag in dagbag.dags.values():
+        _assert_acyclic(dag)
+        for task in dag.tasks:
+            assert task.owner == "data-engineering", task.task_id
+            assert task.retries is not None, task.task_id
+
+
+def test_monthly_pipeline_shape(dagbag) -> None:  # noqa: ANN001
+    dag = dagbag.get_dag("monthly_pipeline")
+    ids = set(dag.task_ids)
+    assert {"prepare", "discover", "ingest", "mart_gate", "publish", "report"} <= ids
+    assert "transform.dbt_producer_watcher" in ids
+    assert any(i.startswith("transform.") and i.endswith("_run") for i in ids), "one task per dbt model"
+    assert "kpi_monthly" in " ".join(ids)
+    publish = dag.get_task("publish")
+    assert "mart_gate" in publish.upstream_task_ids
+    assert [a.name for a in publish.outlets] == ["misuse_warehouse_marts"]
+    assert dag.timetable.summary.startswith("0 0 1 * *")
+
+
+def _assert_acyclic(dag) -> None:  # noqa: ANN001
+    visiting, done = set(), set()
+
+    def visit(task_id: str) -> None:
+        assert task_id not in visiting, f"cycle through {task_id}"
+        if task_id in done:
+            return
+        visiting.add(task_id)
+        for child in dag.get_task(task_id).downstream_task_ids:
+            visit(child)
+        visiting.discard(task_id)
+        done.add(task_id)
+
+    for task_id in dag.task_ids:
+        visit(task_id)

@@ -1,0 +1,148 @@
+"""The shared file rules of ../shared/feeds/README.md: each refusal has its own code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from feeds import treatment_row, write_feed_file, write_treatment_file
+
+from misuse_warehouse.contracts import contract_for
+from misuse_warehouse.file_checks import read_file
+from misuse_warehouse.refusal import Refusal
+
+HEADER = ",".join(contract_for("treatment").column_names)
+
+
+def _valid_line() -> str:
+    row = treatment_row()
+    return ",".join(str(row.get(c, "")) for c in contract_for("treatment").column_names)
+
+
+def _write(
+    landing: Path, content: bytes, name: str = "treatment_P0001_2025-03.csv", folder: str = "treatment/2025-03"
+) -> Path:
+    path = landing / folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+def _refusal(path: Path) -> Refusal:
+    with pytest.raises(Refusal) as caught:
+        read_file(path)
+    return caught.value
+
+
+def test_valid_file_is_read_with_months_as_dates(landing: Path) -> None:
+    path = write_treatment_file(landing, "P0001", "2025-03", [treatment_row(), treatment_row(episode_id="E2")])
+    parsed = read_file(path)
+    assert parsed.name.feed == "treatment" and parsed.name.source == "P0001"
+    assert len(parsed.rows) == 2 and parsed.line_numbers == [2, 3]
+    assert parsed.rows[0][0] == "2025-03-01"
+    assert parsed.rows[0][contract_for("treatment").column_names.index("ethnicity")] is None
+
+
+@pytest.mark.parametrize(
+    ("name", "folder", "code"),
+    [
+        ("treatment_P0001_2025-3.csv", "treatment/2025-03", "bad_file_name"),
+        ("treatment_P01_2025-03.csv", "treatment/2025-03", "bad_file_name"),
+        ("treatment_P0001_2025-13.csv", "treatment/2025-13", "bad_file_name"),
+        ("treatment-P0001-2025-03.csv", "treatment/2025-03", "bad_file_name"),
+        ("meals_P0001_2025-03.csv", "meals/2025-03", "unknown_feed"),
+        ("treatment_P0001_2025-03.csv", "treatment/2025-04", "wrong_folder"),
+    ],
+)
+def test_file_name_refusals(landing: Path, name: str, folder: str, code: str) -> None:
+    path = _write(landing, f"{HEADER}\n".encode(), name, folder)
+    assert _refusal(path).code == code
+
+
+def test_windows_1252_is_refused_with_byte_offset_and_advice(landing: Path) -> None:
+    content = f"{HEADER}\n".encode() + _valid_line().replace("E1", "Ré").encode("cp1252") + b"\n"
+    refusal = _refusal(_write(landing, content))
+    assert refusal.code == "not_utf8"
+    assert refusal.details[0]["byte_offset"] == content.index(b"\xe9")
+    assert "CSV UTF-8" in refusal.message
+
+
+def test_bom_and_header_case_spaces_and_order_are_accepted(landing: Path) -> None:
+    names = list(contract_for("treatment").column_names)
+    row = treatment_row()
+    header = ",".join(f" {n.upper()} " for n in reversed(names))
+    line = ",".join(str(row.get(n, "")) for n in reversed(names))
+    parsed = read_file(_write(landing, b"\xef\xbb\xbf" + f"{header}\n{line}\n\n\n".encode()))
+    assert len(parsed.rows) == 1 and parsed.rows[0][1] == "P0001"
+
+
+def test_header_only_file_is_valid(landing: Path) -> None:
+    assert read_file(_write(landing, f"{HEADER}\n".encode())).rows == []
+
+
+@pytest.mark.parametrize(
+    ("content", "code"),
+    [
+        (b"", "no_header"),
+        (b"\n\n", "no_header"),
+        (b"2025-03,P0001,E1\n", "no_header"),
+        (b"\x00\x01\x02binary", "binary_file"),
+    ],
+)
+def test_structure_refusals(landing: Path, content: bytes, code: str) -> None:
+    assert _refusal(_write(landing, content)).code == code
+
+
+def test_missing_unknown_and_duplicated_columns_are_named(landing: Path) -> None:
+    missing = HEADER.replace("episode_id,", "")
+    refusal = _refusal(_write(landing, f"{missing}\n".encode()))
+    assert refusal.code == "missing_columns" and "episode_id" in refusal.message
+    refusal = _refusal(_write(landing, f"{HEADER},favourite_colour\n".encode()))
+    assert refusal.code == "unknown_columns" and "favourite_colour" in refusal.message
+    refusal = _refusal(_write(landing, f"{HEADER},episode_id\n".encode()))
+    assert refusal.code == "duplicate_columns" and "episode_id" in refusal.message
+
+
+def test_optional_column_may_be_absent(landing: Path) -> None:
+    header = HEADER.replace(",ethnicity", "")
+    line = _valid_line()
+    values = line.split(",")
+    del values[contract_for("treatment").column_names.index("ethnicity")]
+    parsed = read_file(_write(landing, f"{header}\n{','.join(values)}\n".encode()))
+    assert parsed.rows[0][contract_for("treatment").column_names.index("ethnicity")] is None
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("referral_date", "10/01/2025", "bad_date"),
+        ("referral_date", "2025-02-30", "bad_date"),
+        ("submission_month", "March 2025", "bad_month"),
+        ("top_start_days_used", "12.5", "bad_integer"),
+    ],
+)
+def test_value_type_refusals_give_line_and_column(landing: Path, field: str, value: str, code: str) -> None:
+    path = write_feed_file(landing, "treatment", "P0001", "2025-03", [treatment_row(), treatment_row(episode_id="E2", **{field: value})]
+    )
+    refusal = _refusal(path)
+    assert refusal.code == code
+    assert refusal.details[0]["row"] == 3 and refusal.details[0]["column"] == field
+
+
+def test_personal_values_are_withheld_from_refusals(landing: Path) -> None:
+    path = write_treatment_file(landing, "P0001", "2025-03", [treatment_row(client_dob="01/02/1980")])
+    refusal = _refusal(path)
+    assert refusal.code == "bad_date"
+    assert "01/02/1980" not in str(refusal.as_dict())
+
+
+def test_row_with_wrong_number_of_fields(landing: Path) -> None:
+    refusal = _refusal(_write(landing, f"{HEADER}\n{_valid_line()},extra\n".encode()))
+    assert refusal.code == "bad_row_shape" and refusal.details[0]["row"] == 2
+
+
+def test_suppression_marker_in_a_number_is_null_with_a_note(landing: Path) -> None:
+    path = write_treatment_file(landing, "P0001", "2025-03", [treatment_row(top_start_days_used="*")])
+    parsed = read_file(path)
+    assert parsed.rows[0][contract_for("treatment").column_names.index("top_start_days_used")] is None
+    assert "suppression marker" in parsed.notes[0]

@@ -1,0 +1,106 @@
+"""One month end to end through the real DAG (dag.test): publish, refuse, restate, fail the gate."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from feeds import treatment_row, write_treatment_file
+
+from misuse_warehouse import settings
+
+
+def _rows(n: int, **fields) -> list[dict]:  # noqa: ANN003
+    return [treatment_row(episode_id=f"E{i}", client_initials=f"A{chr(65 + i)}", **fields) for i in range(n)]
+
+
+def test_month_end_to_end_publishes_and_a_resubmission_replaces(pipeline, landing: Path) -> None:  # noqa: ANN001
+    pipeline.reset()
+    write_treatment_file(landing, "P0001", "2025-03", _rows(6))
+    result = pipeline.run_month(landing, "2025-03")
+    assert result.task_states["publish"] == "success"
+    assert any(
+        t.startswith("transform.") and t.endswith("_run") and s == "success" for t, s in result.task_states.items()
+    )
+
+    t1 = pipeline.query(
+        "select value, is_suppressed from marts.kpi_monthly where area_code = 'E06000035' "
+        "and month = '2025-03-01' and kpi_code = 'T1' and breakdown = 'all'"
+    )
+    assert t1 == [(6, False)]
+    published = pipeline.query("select count(*) from ops.publications")[0][0]
+    assert published == 1
+    # BI reads marts only; nothing of the build lingers
+    assert pipeline.query("select count(*) from pg_namespace where nspname = 'marts_next'") == [(0,)]
+
+    # the same bytes again: nothing changes
+    before = pipeline.checksums()
+    pipeline.run_month(landing, "2025-03")
+    assert pipeline.checksums() == before
+    assert pipeline.query("select count(*) from raw.submissions") == [(1,)]
+
+    # a restatement with two more people replaces the earlier file whole
+    write_treatment_file(landing, "P0001", "2025-03", _rows(8))
+    pipeline.run_month(landing, "2025-03")
+    t1 = pipeline.query(
+        "select value, source_submissions from marts.kpi_monthly where area_code = 'E06000035' "
+        "and month = '2025-03-01' and kpi_code = 'T1' and breakdown = 'all'"
+    )
+    assert t1[0][0] == 8
+    latest = pipeline.query("select max(submission_id)::text from raw.submissions")[0][0]
+    assert t1[0][1] == [latest]
+
+
+def test_refused_file_is_quarantined_and_the_run_fails_loudly(pipeline, landing: Path) -> None:  # noqa: ANN001
+    pipeline.reset()
+    write_treatment_file(landing, "P0001", "2025-03", _rows(5))
+    bad = write_treatment_file(
+        landing, "P0002", "2025-03", [treatment_row(discharge_date="2024-12-01", discharge_reason="dropped_out")]
+    )
+    result = pipeline.run_month(landing, "2025-03", expect_success=False)
+    assert result.state == "failed"
+    assert result.task_states["report"] == "failed"
+    assert result.task_states["publish"] == "success", "the good file still publishes"
+    assert not bad.exists()
+    reason = settings.quarantine_dir() / "treatment" / "2025-03" / f"{bad.name}.reason.json"
+    assert json.loads(reason.read_text())["code"] == "rule_broken:discharge_date_on_or_after_referral"
+    sources = pipeline.query("select distinct unnest(source_submissions) from marts.kpi_monthly")
+    loaded = pipeline.query("select submission_id::text from raw.submissions where status = 'loaded'")
+    assert sources == loaded
+
+
+@pytest.fixture
+def failing_mart_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy of the expectations in which kpi_monthly must have an impossible row count."""
+    folder = tmp_path / "expectations"
+    shutil.copytree(settings.EXPECTATIONS_DIR, folder)
+    suite_path = folder / "marts_kpi_monthly.json"
+    suite = (
+        json.loads(suite_path.read_text()) if suite_path.exists() else {"name": "marts_kpi_monthly", "expectations": []}
+    )
+    suite["expectations"].append(
+        {"type": "expect_table_row_count_to_equal", "kwargs": {"value": -1}, "meta": {"rule": "impossible"}}
+    )
+    suite_path.write_text(json.dumps(suite))
+    monkeypatch.setattr(settings, "EXPECTATIONS_DIR", folder)
+
+
+def test_failed_mart_gate_leaves_publication_untouched(pipeline, landing: Path, request) -> None:  # noqa: ANN001
+    pipeline.reset()
+    write_treatment_file(landing, "P0001", "2025-03", _rows(6))
+    pipeline.run_month(landing, "2025-03")
+    before = pipeline.checksums()
+    publications = pipeline.query("select count(*) from ops.publications")
+
+    request.getfixturevalue("failing_mart_suite")
+    write_treatment_file(landing, "P0001", "2025-03", _rows(9))
+    result = pipeline.run_month(landing, "2025-03", expect_success=False)
+    assert result.task_states["mart_gate"] == "failed"
+    assert result.task_states["publish"] in ("upstream_failed", "None")
+    assert pipeline.checksums() == before
+    assert pipeline.query("select count(*) from ops.publications") == publications
+    assert pipeline.query(
+        "select value from marts.kpi_monthly where kpi_code = 'T1' and breakdown = 'all' and month = '2025-03-01'"
+    ) == [(6,)]
