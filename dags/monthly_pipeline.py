@@ -55,6 +55,7 @@ def monthly_pipeline() -> None:
         project_config=ProjectConfig(
             dbt_project_path=settings.DBT_PROJECT_DIR,
             manifest_path=orchestration.dbt_manifest(),
+            install_dbt_deps=False,
         ),
         profile_config=ProfileConfig(
             profile_name="misuse_warehouse",
@@ -63,7 +64,6 @@ def monthly_pipeline() -> None:
         ),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.WATCHER),
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST),
-        operator_args={"install_deps": False},
         default_args={"retries": 0},
     )
 

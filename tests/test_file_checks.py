@@ -122,8 +122,8 @@ def test_optional_column_may_be_absent(landing: Path) -> None:
     ],
 )
 def test_value_type_refusals_give_line_and_column(landing: Path, field: str, value: str, code: str) -> None:
-    path = write_feed_file(landing, "treatment", "P0001", "2025-03", [treatment_row(), treatment_row(episode_id="E2", **{field: value})]
-    )
+    rows = [treatment_row(), treatment_row(episode_id="E2", **{field: value})]
+    path = write_feed_file(landing, "treatment", "P0001", "2025-03", rows)
     refusal = _refusal(path)
     assert refusal.code == code
     assert refusal.details[0]["row"] == 3 and refusal.details[0]["column"] == field

@@ -21,9 +21,8 @@ def test_month_end_to_end_publishes_and_a_resubmission_replaces(pipeline, landin
     write_treatment_file(landing, "P0001", "2025-03", _rows(6))
     result = pipeline.run_month(landing, "2025-03")
     assert result.task_states["publish"] == "success"
-    assert any(
-        t.startswith("transform.") and t.endswith("_run") and s == "success" for t, s in result.task_states.items()
-    )
+    model_runs = {t: s for t, s in result.task_states.items() if t.startswith("transform.") and t.endswith(".run")}
+    assert model_runs and set(model_runs.values()) == {"success"}, "one successful task per dbt model"
 
     t1 = pipeline.query(
         "select value, is_suppressed from marts.kpi_monthly where area_code = 'E06000035' "

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import psycopg
+import psycopg.sql
 
 from misuse_warehouse import settings
 from misuse_warehouse.file_checks import MAX_EXAMPLES, ParsedFile
@@ -88,8 +90,8 @@ def _age_years(frame: pd.DataFrame, dob: str, on: str) -> pd.Series:
 def _areas() -> pd.DataFrame:
     path = settings.DBT_PROJECT_DIR / "seeds" / "ref_upper_tier_local_authorities.csv"
     areas = pd.read_csv(path, dtype=str)
-    areas["valid_from"] = pd.to_datetime(areas["valid_from"]).fillna(pd.Timestamp.min)
-    areas["valid_to"] = pd.to_datetime(areas["valid_to"]).fillna(pd.Timestamp.max)
+    areas["valid_from"] = pd.to_datetime(areas["valid_from"])
+    areas["valid_to"] = pd.to_datetime(areas["valid_to"])
     return areas.set_index("area_code")
 
 
@@ -97,11 +99,11 @@ def _area_valid_on(frame: pd.DataFrame, code: str, on: str) -> pd.Series:
     areas = _areas()
     known = frame[code].isin(areas.index)
     lookup = frame[code].where(known, areas.index[0])
-    valid_from = areas["valid_from"].reindex(lookup).to_numpy()
-    valid_to = areas["valid_to"].reindex(lookup).to_numpy()
-    day = frame[on].to_numpy()
-    inside = (valid_from <= day) & (day <= valid_to)
-    return pd.Series(known.to_numpy() & inside, index=frame.index).astype(bool)
+    valid_from = areas["valid_from"].reindex(lookup).set_axis(frame.index)
+    valid_to = areas["valid_to"].reindex(lookup).set_axis(frame.index)
+    day = frame[on]
+    inside = (valid_from.isna() | (valid_from <= day)) & (valid_to.isna() | (day <= valid_to))
+    return (known & inside).astype(bool)
 
 
 _DERIVED = {"age_years": _age_years, "area_valid_on": _area_valid_on}
@@ -121,7 +123,10 @@ def check_marts(conn: Any, schema: str) -> list[GateResult]:
     results = []
     for suite in mart_suites():
         table = suite.removeprefix("marts_")
-        frame = pd.read_sql_query(f'select * from "{schema}"."{table}"', conn)  # noqa: S608
+        cursor = conn.execute(
+            psycopg.sql.SQL("select * from {}.{}").format(psycopg.sql.Identifier(schema), psycopg.sql.Identifier(table))
+        )
+        frame = pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
         results.append(run_suite(suite, frame, asset=f"marts.{table}"))
     return results
 
