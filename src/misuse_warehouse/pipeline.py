@@ -35,9 +35,24 @@ def prepare() -> dict[str, Any]:
 
 
 def discover(landing: str | None, month: str) -> list[str]:
-    """Every file in `<landing>/<feed>/<month>/`, named or misnamed (a bad name is refused, not skipped)."""
+    """Every file in `<landing>/<feed>/<month>/` of a feed we hold a contract for.
+
+    Inside such a folder a misnamed file is taken (and refused), not skipped. Folders of feeds
+    without a contract yet are left where they are and named in the log.
+    """
+    from misuse_warehouse.contracts import all_contracts
+
     root = Path(landing) if landing else settings.landing_dir()
-    files = sorted(str(p) for p in root.glob(f"*/{month}/*") if p.is_file() and not p.name.startswith("."))
+    feeds = all_contracts()
+    waiting = sorted({p.name for p in root.iterdir() if p.is_dir() and p.name not in feeds}) if root.exists() else []
+    if waiting:
+        log.warning("no contract loaded yet for %s: those files stay in the landing area", ", ".join(waiting))
+    files = sorted(
+        str(p)
+        for feed in feeds
+        for p in (root / feed / month).glob("*")
+        if p.is_file() and not p.name.startswith(".")
+    )
     log.info("%d files for %s in %s", len(files), month, root)
     return files
 
