@@ -2,7 +2,7 @@
 -- through whole-area successions (exactly one successor) from the month they take
 -- effect; a code split between successors stays as reported, since the feed has
 -- no finer geography to share it out. lineage_area_code is the code it ends at today.
-with areas as (
+with recursive areas as (
     select area_code, valid_from from {{ ref('ref_upper_tier_local_authorities') }}
 ),
 
