@@ -89,7 +89,7 @@ re_presentations as (
         and later_episode.treatment_episode_id <> completion.treatment_episode_id
     where completion.is_successful_completion
         and later_episode.referral_date > completion.discharge_date
-        and later_episode.referral_date <= completion.discharge_date + 184
+        and later_episode.referral_date <= {{ add_months('completion.discharge_date', 6) }}
 )
 
 select
