@@ -63,9 +63,6 @@ class Contract:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
-    def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
-
     def source_ok(self, source: str) -> bool:
         return re.fullmatch(self.source_pattern, source) is not None
 
