@@ -10,7 +10,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, LoadMode
+from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
 
 from misuse_warehouse import orchestration, settings
 
@@ -62,14 +62,18 @@ def monthly_pipeline() -> None:
             target_name="warehouse",
             profiles_yml_filepath=settings.DBT_PROJECT_DIR / "profiles.yml",
         ),
-        execution_config=ExecutionConfig(execution_mode=ExecutionMode.WATCHER),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST),
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.WATCHER,
+            invocation_mode=InvocationMode.SUBPROCESS,
+            dbt_executable_path=orchestration.DBT_EXECUTABLE,
+        ),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, emit_datasets=False),
         default_args={"retries": 0},
     )
 
     @task(retries=0)
     def mart_gate() -> list[dict]:
-        return pipeline.mart_gate()
+        return pipeline.mart_gate(get_current_context()["run_id"])
 
     @task(outlets=[MARTS], retries=0)
     def publish(month: str) -> dict:
@@ -80,7 +84,7 @@ def monthly_pipeline() -> None:
 
     @task(retries=0)
     def report(outcomes: list[dict]) -> dict:
-        return pipeline.report(list(outcomes))
+        return pipeline.report(list(outcomes), get_current_context()["run_id"])
 
     orchestration.watch_after_build(transform)
 

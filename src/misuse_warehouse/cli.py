@@ -68,6 +68,13 @@ def run(
     landing: Annotated[Path | None, typer.Option(help="landing folder (default .local/landing)")] = None,
 ) -> None:
     """Process one reporting month through the monthly DAG (dag.test)."""
+    from misuse_warehouse import pseudonymise
+
+    try:
+        pseudonymise.secret()
+    except pseudonymise.MissingSecretError as missing:
+        console.print(f"[red]{missing}[/]")
+        raise typer.Exit(2) from missing
     result = _run_months([month], landing)[0]
     raise typer.Exit(0 if result.succeeded else 1)
 
@@ -153,7 +160,7 @@ def _summary(results, url_: str, elapsed: float) -> None:  # noqa: ANN001
         console.print(rows)
         gates = conn.execute("select status, count(*) from raw.submissions group by 1 order by 1").fetchall()
     console.print("raw gate: " + ", ".join(f"{s} {n}" for s, n in gates))
-    docs = gate.build_data_docs()
+    docs = gate.data_docs_index()
     console.print("\nWhere to look:")
     console.print(f"  published marts: schema [bold]marts[/] at {url_}")
     console.print(f"  psql: psql '{url_}' -c 'select * from marts.kpi_monthly limit 20'")

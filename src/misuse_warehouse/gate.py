@@ -67,6 +67,7 @@ def file_frame(parsed: ParsedFile) -> pd.DataFrame:
             frame[column.name] = pd.to_numeric(values).astype("float64")
     start = parsed.name.period_start
     frame["_file_source"] = parsed.name.source
+    frame["_file_period"] = parsed.name.period
     frame["_file_period_start"] = pd.Timestamp(start)
     frame["_period_end"] = pd.Timestamp(_period_end(start, contract.period))
     for derived in contract.derived:
@@ -109,16 +110,16 @@ def _area_valid_on(frame: pd.DataFrame, code: str, on: str) -> pd.Series:
 _DERIVED = {"age_years": _age_years, "area_valid_on": _area_valid_on}
 
 
-def check_file(parsed: ParsedFile) -> GateResult:
+def check_file(parsed: ParsedFile, run_name: str | None = None) -> GateResult:
     frame = file_frame(parsed)
     hidden = set(parsed.contract.attributor.values())
-    return run_suite(parsed.contract.suite, frame, asset=parsed.contract.feed, hidden_columns=hidden)
+    return run_suite(parsed.contract.suite, frame, parsed.contract.feed, run_name, hidden)
 
 
 # Mart gate
 
 
-def check_marts(conn: Any, schema: str) -> list[GateResult]:
+def check_marts(conn: Any, schema: str, run_name: str | None = None) -> list[GateResult]:
     """Every marts_<table> suite against `schema.<table>`."""
     results = []
     for suite in mart_suites():
@@ -127,16 +128,20 @@ def check_marts(conn: Any, schema: str) -> list[GateResult]:
             psycopg.sql.SQL("select * from {}.{}").format(psycopg.sql.Identifier(schema), psycopg.sql.Identifier(table))
         )
         frame = pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
-        results.append(run_suite(suite, frame, asset=f"marts.{table}"))
+        results.append(run_suite(suite, frame, f"marts.{table}", run_name))
     return results
 
 
 # GX plumbing
 
 
+_context_cache: dict[Path, Any] = {}
+_checkpoint_cache: dict[tuple[Path, str, str], tuple[str, Any]] = {}
+
+
 @contextmanager
 def _gx_context() -> Iterator[Any]:
-    """A file context under .local/gx (Data Docs live there), one process at a time."""
+    """The file context under .local/gx (Data Docs live there), one per process, one process at a time."""
     settings.telemetry_off()
     import great_expectations as gx
 
@@ -144,36 +149,61 @@ def _gx_context() -> Iterator[Any]:
     root.mkdir(parents=True, exist_ok=True)
     with (root / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        context = gx.get_context(mode="file", project_root_dir=str(root))
-        context.variables.progress_bars = {"globally": False}
-        yield context
+        if root not in _context_cache:
+            context = gx.get_context(mode="file", project_root_dir=str(root))
+            context.variables.progress_bars = {"globally": False}
+            _context_cache[root] = context
+        yield _context_cache[root]
 
 
-def run_suite(suite_name: str, frame: pd.DataFrame, asset: str, hidden_columns: set[str] = frozenset()) -> GateResult:
+def _checkpoint(context: Any, suite_name: str, asset: str) -> Any:
+    """Suite, validation and checkpoint registered once per process (registering costs ~1 s a file)."""
     import great_expectations as gx
 
+    spec = suite_json(suite_name)
+    fingerprint = json.dumps(spec, sort_keys=True)
+    key = (settings.gx_dir(), suite_name, asset)
+    cached = _checkpoint_cache.get(key)
+    if cached and cached[0] == fingerprint:
+        return cached[1]
+    suite = context.suites.add_or_update(gx.ExpectationSuite(**spec))
+    try:  # add_or_update would replace the source and drop the other suites' assets
+        source = context.data_sources.get("feeds")
+    except KeyError:
+        source = context.data_sources.add_pandas("feeds")
+    try:
+        data_asset = source.get_asset(asset)
+    except LookupError:
+        data_asset = source.add_dataframe_asset(asset)
+    batch = next(iter(data_asset.batch_definitions), None) or data_asset.add_batch_definition_whole_dataframe("whole")
+    validation = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=f"{suite_name}__{asset}", data=batch, suite=suite)
+    )
+    checkpoint = context.checkpoints.add_or_update(
+        gx.Checkpoint(
+            name=f"{suite_name}__{asset}",
+            validation_definitions=[validation],
+            actions=[],
+            result_format={"result_format": "COMPLETE"},
+        )
+    )
+    _checkpoint_cache[key] = (fingerprint, checkpoint)
+    return checkpoint
+
+
+def run_suite(
+    suite_name: str,
+    frame: pd.DataFrame,
+    asset: str,
+    run_name: str | None = None,
+    hidden_columns: set[str] = frozenset(),
+) -> GateResult:
+    """Validate `frame`; the stored result is filed under `run_name` (the Airflow run) for Data Docs."""
+    from great_expectations.core.run_identifier import RunIdentifier
+
     with _gx_context() as context:
-        suite = context.suites.add_or_update(gx.ExpectationSuite(**suite_json(suite_name)))
-        source = context.data_sources.add_or_update_pandas("feeds")
-        try:
-            data_asset = source.get_asset(asset)
-        except LookupError:
-            data_asset = source.add_dataframe_asset(asset)
-        batch = next(iter(data_asset.batch_definitions), None) or (
-            data_asset.add_batch_definition_whole_dataframe("whole")
-        )
-        validation = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(name=f"{suite_name}__{asset}", data=batch, suite=suite)
-        )
-        checkpoint = context.checkpoints.add_or_update(
-            gx.Checkpoint(
-                name=f"{suite_name}__{asset}",
-                validation_definitions=[validation],
-                actions=[],
-                result_format={"result_format": "COMPLETE"},
-            )
-        )
-        outcome = checkpoint.run(batch_parameters={"dataframe": frame})
+        checkpoint = _checkpoint(context, suite_name, asset)
+        outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=run_name))
     results = next(iter(outcome.run_results.values())).results
     failures = [_failure(r, hidden_columns) for r in results if not r.success]
     return GateResult(suite_name, not failures, failures, len(results))
@@ -213,8 +243,20 @@ def _plain(value: Any) -> Any:
     return value if isinstance(value, str | int | float | bool | type(None)) else str(value)
 
 
-def build_data_docs() -> Path:
-    """Rebuild the GX Data Docs once per run (per validation it grows with history)."""
+def build_data_docs(run_name: str | None = None) -> Path:
+    """Render the Data Docs pages of one run's validations (all when None), and the index.
+
+    Rendering every stored validation at every run grows with history (10 s after 24 months);
+    a run only adds its own pages.
+    """
     with _gx_context() as context:
-        context.build_data_docs()
+        if run_name is None:
+            context.build_data_docs()
+        else:
+            keys = [k for k in context.validation_results_store.list_keys() if k.run_id.run_name == run_name]
+            context.build_data_docs(resource_identifiers=keys)
+    return data_docs_index()
+
+
+def data_docs_index() -> Path:
     return settings.gx_dir() / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"

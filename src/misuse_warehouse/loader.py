@@ -37,6 +37,34 @@ class Outcome:
         return self.__dict__.copy()
 
 
+def _current(conn: psycopg.Connection, parsed: ParsedFile) -> tuple[int, str] | None:
+    """(submission_id, sha256) of the submission in force for the file's feed, source and period."""
+    name = parsed.name
+    return conn.execute(
+        """select submission_id, file_sha256 from raw.submissions
+           where feed = %s and source_code = %s and period_start = %s and status = 'loaded'
+           order by submission_id desc limit 1""",
+        (name.feed, name.source, name.period_start),
+    ).fetchone()
+
+
+def duplicate_of(conn: psycopg.Connection, parsed: ParsedFile) -> Outcome | None:
+    """The outcome for a file whose bytes are already the current submission, else None."""
+    name = parsed.name
+    current = _current(conn, parsed)
+    if not current or current[1] != parsed.sha256:
+        return None
+    return Outcome(
+        parsed.path.name,
+        name.feed,
+        name.source,
+        name.period,
+        "duplicate",
+        current[0],
+        message=f"same bytes as submission {current[0]}: nothing changed",
+    )
+
+
 def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = None) -> Outcome:
     contract, name = parsed.contract, parsed.name
     key = pseudonymise.secret() if contract.attributor else b""
@@ -45,22 +73,9 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
             "select pg_advisory_xact_lock(hashtext(%s))",
             (f"{name.feed}|{name.source}|{name.period_start}",),
         )
-        current = conn.execute(
-            """select submission_id, file_sha256 from raw.submissions
-               where feed = %s and source_code = %s and period_start = %s and status = 'loaded'
-               order by submission_id desc limit 1""",
-            (name.feed, name.source, name.period_start),
-        ).fetchone()
+        current = _current(conn, parsed)
         if current and current[1] == parsed.sha256:
-            return Outcome(
-                parsed.path.name,
-                name.feed,
-                name.source,
-                name.period,
-                "duplicate",
-                current[0],
-                message=f"same bytes as submission {current[0]}: nothing changed",
-            )
+            return duplicate_of(conn, parsed)
         submission_id = conn.execute(
             """insert into raw.submissions (feed, source_code, period_start, file_name, file_sha256,
                    file_bytes, received_at, status, dag_run_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,9 @@ OWNER = "data-engineering"
 TIMEZONE = "Europe/London"
 MARTS_ASSET_NAME = "misuse_warehouse_marts"
 MANIFEST = settings.DBT_PROJECT_DIR / "target" / "manifest.json"
+# dbt in its own process: on 2 cores in-process dbtRunner shares the GIL with the task and its
+# per-event callbacks (one month's build: 17.5 s in-process, 12.5 s as a subprocess).
+DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
 DEFAULT_ARGS = {
     "owner": OWNER,

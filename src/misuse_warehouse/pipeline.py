@@ -48,10 +48,7 @@ def discover(landing: str | None, month: str) -> list[str]:
     if waiting:
         log.warning("no contract loaded yet for %s: those files stay in the landing area", ", ".join(waiting))
     files = sorted(
-        str(p)
-        for feed in feeds
-        for p in (root / feed / month).glob("*")
-        if p.is_file() and not p.name.startswith(".")
+        str(p) for feed in feeds for p in (root / feed / month).glob("*") if p.is_file() and not p.name.startswith(".")
     )
     log.info("%d files for %s in %s", len(files), month, root)
     return files
@@ -60,10 +57,14 @@ def discover(landing: str | None, month: str) -> list[str]:
 def ingest(path: str, dag_run_id: str | None = None) -> dict[str, Any]:
     """Checks, raw gate, load — or quarantine with the reason."""
     file = Path(path)
-    with warehouse.connect() as conn:
+    with warehouse.connect(autocommit=True) as conn:
         try:
             parsed = file_checks.read_file(file)
-            result = gate.check_file(parsed)
+            duplicate = loader.duplicate_of(conn, parsed)
+            if duplicate:  # checked again under the load's lock; this skips the gate's cost
+                log.info("DUPLICATE %s: %s", file.name, duplicate.message)
+                return duplicate.as_dict()
+            result = gate.check_file(parsed, dag_run_id)
             if not result.success:
                 raise result.refusal()
             outcome = loader.load(conn, parsed, dag_run_id)
@@ -75,9 +76,9 @@ def ingest(path: str, dag_run_id: str | None = None) -> dict[str, Any]:
     return outcome.as_dict()
 
 
-def mart_gate() -> list[dict[str, Any]]:
+def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
     with warehouse.connect() as conn:
-        results = gate.check_marts(conn, publish.NEXT)
+        results = gate.check_marts(conn, publish.NEXT, dag_run_id)
     summary = [
         {"suite": r.suite, "success": r.success, "evaluated": r.evaluated, "failures": r.failures} for r in results
     ]
@@ -93,8 +94,9 @@ def publish_marts(dag_run_id: str | None, month: str) -> dict[str, Any]:
         return publish.publish(conn, dag_run_id, month)
 
 
-def report(outcomes: list[dict[str, Any]]) -> dict[str, int]:
-    gate.build_data_docs()
+def report(outcomes: list[dict[str, Any]], dag_run_id: str | None = None) -> dict[str, int]:
+    """Data Docs for this run's validations, then a loud failure if any file was refused."""
+    gate.build_data_docs(dag_run_id)
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1

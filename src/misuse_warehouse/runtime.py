@@ -28,6 +28,8 @@ def configure(parallelism: int = 4) -> Path:
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
         "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        # The producer has no retries; Cosmos' retry backup rewrites every XCom into a Variable per push.
+        "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY": "False",
     }
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
