@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from feeds import treatment_row, write_treatment_file
+from feeds import treatment_row, write_feed_file, write_treatment_file
 
 MEDWAY = "E06000035"
 HEREFORDSHIRE = "E06000019"
@@ -660,12 +660,37 @@ def _t8_feed() -> list[dict[str, Any]]:
 
 MONTHS = months_between("2024-04", "2025-04")
 
+# Medway's ledger for April 2025, so that F3's cost per completion meets T4 (issue 4)
+APRIL_2025_LEDGER = [
+    {
+        "period_month": "2025-04",
+        "line_id": "L1",
+        "area_code": MEDWAY,
+        "cost_centre": "DA1",
+        "funding_stream": "public_health_grant",
+        "service_line": "adult_community",
+        "budget_gbp": "30000.00",
+        "actual_gbp": "30000.00",
+    },
+    {
+        "period_month": "2025-04",
+        "line_id": "L2",
+        "area_code": MEDWAY,
+        "cost_centre": "DA2",
+        "funding_stream": "public_health_grant",
+        "service_line": "prevention",
+        "budget_gbp": "5000.00",
+        "actual_gbp": "5000.00",
+    },
+]
+
 
 @pytest.fixture(scope="class")
 def thirteen_months(pipeline: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     landing = tmp_path_factory.mktemp("thirteen_months")
     pipeline.reset()
     write_feed(landing, MONTHS, T4_FEED + T5_FEED + _t8_feed())
+    write_feed_file(landing, "funding", MEDWAY, "2025-04", APRIL_2025_LEDGER)
     snapshots = {}
     for month in MONTHS:
         pipeline.run_month(landing, month)
@@ -686,6 +711,13 @@ class TestThirteenMonths:
         assert_rate(figures, "T4", "kpi_group=alcohol", 5, 6, "83.3")
         # nobody in the non-opiate group: nothing to publish
         assert ("T4", "kpi_group=non_opiate") not in figures
+
+    def test_f3_cost_per_successful_completion(self, thirteen_months: dict) -> None:
+        figures = published(thirteen_months["pipeline"], MEDWAY, "2025-04")
+        # treatment spend April 2025 (prevention is not treatment): 30,000.00, over the T4
+        # numerators of every group: 10 opiate + 5 alcohol = 15 -> 2,000.00 a completion
+        row = figures[("F3_per_completion", "all")]
+        assert (row["numerator"], row["denominator"], row["value"]) == (Decimal("30000.00"), 15, Decimal("2000.00"))
 
     def test_t4_waits_for_six_months_of_cover(self, thirteen_months: dict) -> None:
         pipeline = thirteen_months["pipeline"]

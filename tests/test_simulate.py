@@ -383,7 +383,8 @@ def test_grants_for_a_run_not_starting_in_april(run, tmp_path):
     root, _ = run
     paths = write_feeds(tmp_path, ["E06000035"], ["2025-06", "2025-07"])
     grants = [p.relative_to(tmp_path).as_posix() for p in paths if p.parts[-3] == "grants"]
-    assert grants == ["grants/2025-06/grants_E06000035_2025-26.csv"]
+    # funding.md §3: a yearly file lands in April of its year, before the run's first month
+    assert grants == ["grants/2025-04/grants_E06000035_2025-26.csv"]
     same = root / "grants/2025-04/grants_E06000035_2025-26.csv"
     assert (tmp_path / grants[0]).read_bytes() == same.read_bytes()
 

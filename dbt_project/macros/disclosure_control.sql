@@ -3,7 +3,9 @@
     (kpis.md "Disclosure control", decision 18). `relation` carries the KPI
     columns plus:
       disclosure_rule      'count' (hide 1-4), 'rate' (hide when numerator or
-                           denominator is 1-4) or 'none' (money, medians, F2);
+                           denominator is 1-4), 'always' (decided upstream,
+                           e.g. a unit cost over 1-4 persons) or 'none'
+                           (money, medians, F2);
       suppression_family   cells published with their total that protect each
                            other (e.g. 'T1|service_type'), else NULL.
     Primary suppression hides counts and rates as above; zero stays zero.
@@ -18,6 +20,7 @@
             case disclosure_rule
                 when 'count' then coalesce(value between 1 and 4, false)
                 when 'rate' then coalesce(numerator between 1 and 4 or denominator between 1 and 4, false)
+                when 'always' then true
                 else false
             end as is_primary_suppressed
         from {{ relation }}

@@ -31,8 +31,8 @@ def write_feeds(
     ``months`` are contiguous ``YYYY-MM`` reporting months, 2016-01 or later. The world
     is simulated from 2010 up to the last month, so any month's files are the same
     whatever the run's length. Grant files go in the April folder of each financial
-    year and, for the year holding the first month when that month is not April, in
-    the first month's folder. ``defects`` names entries of ``DEFECTS`` or
+    year, also for the year holding the first month when that month is not April
+    (funding.md §3; a run for that April loads it). ``defects`` names entries of ``DEFECTS`` or
     ``ACCEPTED_VARIANTS``; each rewrites one distinct file after everything is written.
     """
     out_dir = Path(out_dir)
@@ -73,8 +73,9 @@ def write_feeds(
                 paths.append(write_csv(path, HEADERS[feed], rows_of(plan)))
         if month % 12 == 3 or month == indices[0]:
             year = fy_start_year(month)
+            april = month_text(year * 12 + 3)  # a yearly file lands in April of its year (funding.md §3)
             for plan in plans:
-                path = landing_path(out_dir, "grants", period, plan.area.code, fy_label(year))
+                path = landing_path(out_dir, "grants", april, plan.area.code, fy_label(year))
                 paths.append(write_csv(path, HEADERS["grants"], grant_rows(plan, year, seed)))
         for plan, world in zip(plans, worlds, strict=True):
             releases = world.releases[month]

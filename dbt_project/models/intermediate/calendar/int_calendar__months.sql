@@ -1,14 +1,34 @@
--- Every month from the earliest date any current treatment row holds to the
--- latest reporting month (or later date), so every date column has its month.
+-- Every month from the earliest date any current treatment row holds (or the
+-- first funding period) to the latest reporting month or later date, so every
+-- date column and every funding period has its month.
 with versions as (
     select * from {{ ref('stg_treatment__episode_versions') }}
 ),
 
-bounds as (
+treatment_bounds as (
     select
         min(least(referral_date, triage_date, first_intervention_date, discharge_date)) as first_date,
         max(greatest(submission_month, referral_date, triage_date, first_intervention_date, discharge_date)) as last_date
     from versions
+),
+
+funding_periods as (
+    select month as first_date, month as last_date from {{ ref('stg_funding__ledger_lines') }}
+    union all
+    select register_month, register_month from {{ ref('stg_funding__contract_register_rows') }}
+    union all
+    -- a grant year brings its twelve months
+    select financial_year_start_month, {{ add_months('financial_year_start_month', 11) }}
+    from {{ ref('stg_funding__grant_allocations') }}
+),
+
+bounds as (
+    select min(first_date) as first_date, max(last_date) as last_date
+    from (
+        select first_date, last_date from treatment_bounds
+        union all
+        select first_date, last_date from funding_periods
+    ) as all_bounds
 )
 
 select

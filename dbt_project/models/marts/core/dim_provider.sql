@@ -1,4 +1,5 @@
--- Treatment providers as known from their current submissions.
+-- Providers, conformed across domains: every code that submits treatment files
+-- or holds a contract in a register, named as the latest register names it.
 with submissions as (
     select * from {{ ref('stg_raw__submissions') }}
     where feed = 'treatment'
@@ -6,6 +7,10 @@ with submissions as (
 
 episodes as (
     select * from {{ ref('int_treatment__episodes') }}
+),
+
+register_rows as (
+    select * from {{ ref('stg_funding__contract_register_rows') }}
 ),
 
 provider_submissions as (
@@ -26,16 +31,37 @@ provider_episodes as (
         string_agg(distinct area_code, ';' order by area_code) as area_ids
     from episodes
     group by provider_code
+),
+
+provider_names as (
+    select distinct on (provider_code)
+        provider_code as provider_id,
+        provider_name
+    from register_rows
+    order by provider_code, register_month desc, contract_id
+),
+
+provider_ids as (
+    select provider_id from provider_submissions
+    union
+    select provider_id from provider_names
 )
 
 select
-    provider_submissions.provider_id,
+    provider_ids.provider_id,
+    provider_names.provider_name,
+    provider_submissions.provider_id is not null as is_treatment_submitter,
+    provider_names.provider_id is not null as is_in_contract_register,
     provider_submissions.first_submission_month,
     provider_submissions.latest_submission_month,
-    provider_submissions.submission_count,
+    coalesce(provider_submissions.submission_count, 0) as submission_count,
     coalesce(provider_episodes.episode_count, 0) as episode_count,
     coalesce(provider_episodes.area_count, 0) as area_count,
     provider_episodes.area_ids
-from provider_submissions
+from provider_ids
+left join provider_submissions
+    on provider_submissions.provider_id = provider_ids.provider_id
 left join provider_episodes
-    on provider_episodes.provider_id = provider_submissions.provider_id
+    on provider_episodes.provider_id = provider_ids.provider_id
+left join provider_names
+    on provider_names.provider_id = provider_ids.provider_id

@@ -1,0 +1,302 @@
+-- Funding KPIs F1-F5 (kpis.md) before disclosure control, in the shape of
+-- marts.kpi_monthly plus the disclosure columns the shared macro reads. Money
+-- stays numeric(14, 2) until the published value.
+with ledger_lines as (
+    select * from {{ ref('stg_funding__ledger_lines') }}
+),
+
+months as (
+    select * from {{ ref('dim_month') }}
+),
+
+service_lines as (
+    select * from {{ ref('dim_service_line') }}
+),
+
+contract_versions as (
+    select * from {{ ref('int_funding__contract_versions') }}
+),
+
+grant_allocations as (
+    select * from {{ ref('fct_grant_allocations') }}
+),
+
+treatment_kpis as (
+    select * from {{ ref('int_kpi__treatment') }}
+),
+
+-- areas' ledger months, whether every month from April to M is loaded
+-- (decision 14), and whether a later month's ledger has arrived yet
+ledger_months as (
+    select
+        area_code,
+        month,
+        array_agg(distinct submission_id::text order by submission_id::text) as source_submissions
+    from ledger_lines
+    group by area_code, month
+),
+
+ledger_month_status as (
+    select
+        ledger_months.area_code,
+        ledger_months.month,
+        months.financial_year,
+        months.financial_month_number,
+        ledger_months.source_submissions,
+        count(*) over financial_year_to_date = months.financial_month_number as is_year_to_date_complete,
+        lead(ledger_months.month) over (partition by ledger_months.area_code order by ledger_months.month) is null
+            as is_latest_ledger_month
+    from ledger_months
+    inner join months
+        on months.month_id = ledger_months.month
+    window financial_year_to_date as (
+        partition by ledger_months.area_code, months.financial_year order by ledger_months.month
+    )
+),
+
+-- every ledger line counted in its own month, and year to date in each month
+-- of the same financial year from its own on
+period_lines as (
+    select
+        ledger_month_status.area_code,
+        ledger_month_status.month,
+        'month' as period,
+        ledger_lines.funding_stream,
+        ledger_lines.service_line,
+        ledger_lines.contract_id,
+        ledger_lines.budget_gbp,
+        ledger_lines.actual_gbp,
+        ledger_lines.submission_id
+    from ledger_month_status
+    inner join ledger_lines
+        on ledger_lines.area_code = ledger_month_status.area_code
+        and ledger_lines.month = ledger_month_status.month
+    union all
+    select
+        ledger_month_status.area_code,
+        ledger_month_status.month,
+        'fytd',
+        ledger_lines.funding_stream,
+        ledger_lines.service_line,
+        ledger_lines.contract_id,
+        ledger_lines.budget_gbp,
+        ledger_lines.actual_gbp,
+        ledger_lines.submission_id
+    from ledger_month_status
+    inner join months as line_months
+        on line_months.financial_year = ledger_month_status.financial_year
+        and line_months.month_id <= ledger_month_status.month
+    inner join ledger_lines
+        on ledger_lines.area_code = ledger_month_status.area_code
+        and ledger_lines.month = line_months.month_id
+    where ledger_month_status.is_year_to_date_complete
+),
+
+f1_totals as (
+    select
+        area_code,
+        month,
+        period,
+        case
+            when grouping(funding_stream) = 0 then 'funding_stream=' || funding_stream || ';period=' || period
+            when grouping(service_line) = 0 then 'period=' || period || ';service_line=' || service_line
+            when grouping(contract_id) = 0 then 'contract_id=' || contract_id || ';period=' || period
+            else 'period=' || period
+        end as breakdown,
+        sum(budget_gbp) as budget_gbp,
+        sum(actual_gbp) as actual_gbp,
+        array_agg(distinct submission_id::text) as source_submissions
+    from period_lines
+    group by grouping sets (
+        (area_code, month, period),
+        (area_code, month, period, funding_stream),
+        (area_code, month, period, service_line),
+        (area_code, month, period, contract_id)
+    )
+    -- lines without a contract are in the totals, not in the contract breakdown
+    having not (grouping(contract_id) = 0 and contract_id is null)
+),
+
+f1 as (
+    select
+        area_code, month, 'F1_actual' as kpi_code, breakdown,
+        actual_gbp as numerator, null::numeric as denominator, actual_gbp as value, source_submissions
+    from f1_totals
+    union all
+    select area_code, month, 'F1_budget', breakdown, budget_gbp, null, budget_gbp, source_submissions
+    from f1_totals
+    union all
+    select area_code, month, 'F1_variance', breakdown, actual_gbp - budget_gbp, null, actual_gbp - budget_gbp,
+        source_submissions
+    from f1_totals
+    union all
+    select area_code, month, 'F1_variance_pct', breakdown, actual_gbp - budget_gbp, budget_gbp,
+        round(100 * (actual_gbp - budget_gbp) / nullif(budget_gbp, 0), 1), source_submissions
+    from f1_totals
+    where budget_gbp <> 0
+),
+
+-- F2: this year's allocation on last year's, streams present in both years
+-- with last year above 0 (decision 15), for every ledger month of the year
+f2 as (
+    select
+        ledger_month_status.area_code,
+        ledger_month_status.month,
+        'F2' as kpi_code,
+        'funding_stream=' || grant_allocations.funding_stream_id as breakdown,
+        grant_allocations.allocation_gbp as numerator,
+        grant_allocations.previous_year_allocation_gbp as denominator,
+        round(
+            100 * (grant_allocations.allocation_gbp - grant_allocations.previous_year_allocation_gbp)
+            / grant_allocations.previous_year_allocation_gbp,
+            1
+        ) as value,
+        array[
+            grant_allocations.previous_year_submission_id::text, grant_allocations.submission_id::text
+        ] as source_submissions
+    from ledger_month_status
+    inner join grant_allocations
+        on grant_allocations.area_id = ledger_month_status.area_code
+        and grant_allocations.financial_year_id = ledger_month_status.financial_year
+    where grant_allocations.previous_year_allocation_gbp > 0
+),
+
+-- F3, F4: year-to-date actual on treatment service lines, against T1 and the
+-- T4 numerators at M (before disclosure control)
+treatment_spend as (
+    select
+        period_lines.area_code,
+        period_lines.month,
+        sum(period_lines.actual_gbp) as actual_gbp,
+        array_agg(distinct period_lines.submission_id::text) as source_submissions
+    from period_lines
+    inner join service_lines
+        on service_lines.service_line_id = period_lines.service_line
+    where period_lines.period = 'fytd' and service_lines.is_treatment
+    group by period_lines.area_code, period_lines.month
+),
+
+treatment_counts as (
+    select
+        area_code,
+        month,
+        max(value) filter (where kpi_code = 'T1' and breakdown = 'all') as persons_in_treatment,
+        max(value) filter (where kpi_code = 'T1' and breakdown = 'kpi_group=alcohol') as alcohol_persons,
+        sum(numerator) filter (where kpi_code = 'T4') as successful_completions,
+        count(*) filter (where kpi_code = 'T4') as t4_group_count,
+        -- every treatment KPI of an area-month carries the same submissions
+        (array_agg(source_submissions) filter (where kpi_code = 'T1' and breakdown = 'all'))[1] as source_submissions
+    from treatment_kpis
+    where kpi_code in ('T1', 'T4')
+    group by area_code, month
+),
+
+unit_costs as (
+    select
+        treatment_spend.area_code,
+        treatment_spend.month,
+        treatment_spend.actual_gbp,
+        treatment_counts.persons_in_treatment,
+        treatment_counts.alcohol_persons,
+        case when treatment_counts.t4_group_count > 0 then treatment_counts.successful_completions end
+            as successful_completions,
+        array(
+            select distinct unnest(treatment_spend.source_submissions || treatment_counts.source_submissions)::bigint
+            order by 1
+        )::text[] as source_submissions
+    from treatment_spend
+    inner join treatment_counts
+        on treatment_counts.area_code = treatment_spend.area_code
+        and treatment_counts.month = treatment_spend.month
+),
+
+f3 as (
+    select
+        area_code, month, 'F3_per_person' as kpi_code, 'all' as breakdown,
+        actual_gbp as numerator, persons_in_treatment as denominator,
+        round(actual_gbp / persons_in_treatment, 2) as value, source_submissions
+    from unit_costs
+    where persons_in_treatment > 0
+    union all
+    select
+        area_code, month, 'F3_per_completion', 'all',
+        actual_gbp, successful_completions,
+        round(actual_gbp / successful_completions, 2), source_submissions
+    from unit_costs
+    where successful_completions > 0
+),
+
+-- £3 a £1 on alcohol treatment, £4 on drug treatment, split by the share of
+-- persons in treatment who are alcohol-only (an estimate, kpis.md F4)
+f4 as (
+    select
+        area_code, month, 'F4' as kpi_code, 'all' as breakdown,
+        actual_gbp as numerator, persons_in_treatment as denominator,
+        round(
+            actual_gbp * (3 * alcohol_persons + 4 * (persons_in_treatment - alcohol_persons)) / persons_in_treatment,
+            2
+        ) as value,
+        source_submissions
+    from unit_costs
+    where persons_in_treatment > 0
+),
+
+-- F5: contracts in the register as at M whose effective end falls from the
+-- first day of M+1 to the last day of M+6 (decision 16)
+register_as_at as (
+    select
+        ledger_month_status.area_code,
+        ledger_month_status.month,
+        contract_versions.contract_id,
+        contract_versions.annual_value_gbp,
+        contract_versions.effective_end_date,
+        contract_versions.last_submission_id
+    from ledger_month_status
+    inner join contract_versions
+        on contract_versions.area_code = ledger_month_status.area_code
+        and ledger_month_status.month >= contract_versions.valid_from_month
+        and (contract_versions.valid_to_month is null or ledger_month_status.month <= contract_versions.valid_to_month)
+),
+
+f5 as (
+    select
+        area_code, month, 'F5' as kpi_code, 'contract_id=' || contract_id as breakdown,
+        annual_value_gbp as numerator, null::numeric as denominator, annual_value_gbp as value,
+        array[last_submission_id::text] as source_submissions
+    from register_as_at
+    where effective_end_date between {{ add_months('month', 1) }} and {{ add_months('month', 7) }} - 1
+),
+
+kpi_values as (
+    select *, 'none' as disclosure_rule from f1
+    union all
+    select *, 'none' from f2
+    -- a unit cost over 1-4 persons would give the count away (spend is published in F1)
+    union all
+    select *, case when denominator between 1 and 4 then 'always' else 'none' end from f3
+    union all
+    select *, case when denominator between 1 and 4 then 'always' else 'none' end from f4
+    union all
+    select *, 'none' from f5
+)
+
+select
+    kpi_values.area_code,
+    kpi_values.month,
+    kpi_values.kpi_code,
+    kpi_values.breakdown,
+    kpi_values.numerator::numeric as numerator,
+    kpi_values.denominator::numeric as denominator,
+    kpi_values.value::numeric as value,
+    null::numeric as ci_lower,
+    null::numeric as ci_upper,
+    -- month-end corrections come with the next close: a month is provisional
+    -- until a later month's ledger has loaded
+    ledger_month_status.is_latest_ledger_month as is_provisional,
+    array(select distinct unnest(kpi_values.source_submissions)::bigint order by 1)::text[] as source_submissions,
+    kpi_values.disclosure_rule,
+    null::text as suppression_family
+from kpi_values
+inner join ledger_month_status
+    on ledger_month_status.area_code = kpi_values.area_code
+    and ledger_month_status.month = kpi_values.month
