@@ -25,13 +25,11 @@ from provider_area_months
 -- only where the area has a register that month
 inner join register_area_months
     on register_area_months.area_id = provider_area_months.area_id
-    and provider_area_months.month_id >= register_area_months.valid_from_month
-    and (register_area_months.valid_to_month is null or provider_area_months.month_id <= register_area_months.valid_to_month)
+    and {{ version_valid_in_month('register_area_months', 'provider_area_months.month_id') }}
 where not exists (
     select 1
     from {{ ref('dim_contract') }} as contracts
     where contracts.area_id = provider_area_months.area_id
         and contracts.provider_id = provider_area_months.provider_id
-        and provider_area_months.month_id >= contracts.valid_from_month
-        and (contracts.valid_to_month is null or provider_area_months.month_id <= contracts.valid_to_month)
+        and {{ version_valid_in_month('contracts', 'provider_area_months.month_id') }}
 )

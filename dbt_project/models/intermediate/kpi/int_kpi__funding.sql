@@ -254,8 +254,7 @@ register_as_at as (
     from ledger_month_status
     inner join contract_versions
         on contract_versions.area_code = ledger_month_status.area_code
-        and ledger_month_status.month >= contract_versions.valid_from_month
-        and (contract_versions.valid_to_month is null or ledger_month_status.month <= contract_versions.valid_to_month)
+        and {{ version_valid_in_month('contract_versions', 'ledger_month_status.month') }}
 ),
 
 f5 as (

@@ -32,5 +32,4 @@ from ledger_lines
 left join contract_versions
     on contract_versions.area_code = ledger_lines.area_code
     and contract_versions.contract_id = ledger_lines.contract_id
-    and ledger_lines.month >= contract_versions.valid_from_month
-    and (contract_versions.valid_to_month is null or ledger_lines.month <= contract_versions.valid_to_month)
+    and {{ version_valid_in_month('contract_versions', 'ledger_lines.month') }}
