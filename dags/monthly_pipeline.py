@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
 
@@ -50,6 +51,13 @@ def monthly_pipeline() -> None:
     def ingest(path: str) -> dict:
         return pipeline.ingest(path, get_current_context()["run_id"])
 
+    @task
+    def pull_police(month: str) -> dict:
+        summary = pipeline.pull_police_recent(month, get_current_context()["run_id"])
+        if not summary["pulled"]:
+            raise AirflowSkipException(f"data.police.uk has not published {', '.join(summary['not_available'])} yet")
+        return summary
+
     transform = DbtTaskGroup(
         group_id="transform",
         project_config=ProjectConfig(
@@ -68,7 +76,8 @@ def monthly_pipeline() -> None:
             dbt_executable_path=orchestration.DBT_EXECUTABLE,
         ),
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, emit_datasets=False),
-        default_args={"retries": 0},
+        # a police month not published yet skips its task; the build still runs
+        default_args={"retries": 0, "trigger_rule": "none_failed"},
     )
 
     @task(retries=0)
@@ -90,10 +99,13 @@ def monthly_pipeline() -> None:
 
     month = reporting_month()
     files = discover(month)
-    prepare() >> files
+    prepared = prepare()
+    prepared >> files
     outcomes = ingest.expand(path=files)
+    police = pull_police(month)
+    prepared >> police
     published = publish(month)
-    outcomes >> transform >> mart_gate() >> published >> report(outcomes)
+    [outcomes, police] >> transform >> mart_gate() >> published >> report(outcomes)
 
 
 monthly_pipeline()

@@ -27,8 +27,14 @@ for name in list(os.environ):
 sys.path.insert(0, str(Path(__file__).parent))
 
 from misuse_warehouse import runtime  # noqa: E402
+from misuse_warehouse.simulate import police_api  # noqa: E402
 
 runtime.configure()
+
+# A local stand-in for data.police.uk that has published nothing yet: every run's police pull
+# skips as "not available" (no internet in CI). Tests of C2 point the variable at their own server.
+POLICE_API_URL, _stop_police_api = police_api.start(latest="2010-01")
+os.environ["MISUSE_WAREHOUSE_POLICE_API"] = POLICE_API_URL
 
 import psycopg  # noqa: E402
 

@@ -257,7 +257,11 @@ def funding(pipeline: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str
     checksums = pipeline.checksums()
     failed = pipeline.run_month(bad, "2025-05", expect_success=False)
     shutil.rmtree(bad, ignore_errors=True)
+    unknown_contracts = pipeline.query(
+        "select contract_id from marts_next.fct_funding_ledger_lines where is_contract_missing_from_register"
+    )
     return {
+        "unknown_contracts": unknown_contracts,
         "before": before,
         "after": after,
         "failed": failed,
@@ -369,7 +373,10 @@ class TestFunding:
     def test_unknown_contract_fails_the_gate_and_keeps_marts(self, funding: dict) -> None:
         failed = funding["failed"]
         assert not failed.succeeded
-        # the dbt test on the ledger fact stops the build; nothing downstream runs
-        assert failed.task_states["transform.fct_funding_ledger_lines.test"] == "failed"
+        # the dbt test on the ledger fact fails the one dbt build; nothing after it runs
+        assert failed.task_states["transform.dbt_producer_watcher"] == "failed"
+        assert failed.task_states["mart_gate"] == failed.task_states["publish"] == "upstream_failed"
+        # the build left its reason in the unpublished schema
+        assert funding["unknown_contracts"] == [("C99",)]
         assert funding["checksums_kept"]
         assert "publish" not in [t for t, s in failed.task_states.items() if s == "success"]

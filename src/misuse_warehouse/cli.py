@@ -130,17 +130,33 @@ def demo(
     months: Annotated[str, typer.Option(help="reporting months")] = "2024-04:2026-03",
     areas: Annotated[str, typer.Option()] = ",".join(settings.SEED_AREAS),
 ) -> None:
-    """Simulate the seed areas' feeds and run every month through Airflow, then summarise."""
-    from misuse_warehouse import pseudonymise, warehouse
+    """Simulate the seed areas' feeds and run every month through Airflow, then summarise.
+
+    Police crimes come from a local stand-in for data.police.uk (simulated crimes in the API's
+    shape), so the demo is offline and the DAG's connector code is the one used in production.
+    """
+    from misuse_warehouse import police, pseudonymise, warehouse
+    from misuse_warehouse.simulate import police_api
 
     os.environ.setdefault(settings.PSEUDONYM_KEY_ENV, pseudonymise.demo_secret(settings.home()))
     landing = settings.landing_dir()
     with console.status("starting the warehouse"):
         url_ = warehouse.url()
     simulate(out=landing, months=months, areas=areas, seed=42, defect=None)
-    started = time.monotonic()
-    results = _run_months(_months(months), landing)
-    elapsed = time.monotonic() - started
+    police_url, stop_police = police_api.start(seed=42, latest=_months(months)[-1])
+    previous_police = os.environ.get(police.BASE_URL_ENV)
+    os.environ[police.BASE_URL_ENV] = police_url
+    console.print(f"police API stand-in at {police_url} (simulated crimes, approximate demo polygons)")
+    try:
+        started = time.monotonic()
+        results = _run_months(_months(months), landing)
+        elapsed = time.monotonic() - started
+    finally:
+        stop_police()
+        if previous_police is None:
+            os.environ.pop(police.BASE_URL_ENV, None)
+        else:
+            os.environ[police.BASE_URL_ENV] = previous_police
     _summary(results, url_, elapsed)
     if not all(r.succeeded for r in results):
         raise typer.Exit(1)

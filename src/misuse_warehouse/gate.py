@@ -107,7 +107,13 @@ def _area_valid_on(frame: pd.DataFrame, code: str, on: str) -> pd.Series:
     return (known & inside).astype(bool)
 
 
-_DERIVED = {"age_years": _age_years, "area_valid_on": _area_valid_on}
+def _measure_value(frame: pd.DataFrame, measure: str, value: str, name: str) -> pd.Series:
+    """The file's value of measure `name` on every row of a long-format file: NaN when absent or NULL."""
+    values = frame.loc[frame[measure] == name, value]
+    return pd.Series(values.iloc[0] if len(values) else float("nan"), index=frame.index, dtype="float64")
+
+
+_DERIVED = {"age_years": _age_years, "area_valid_on": _area_valid_on, "measure_value": _measure_value}
 
 
 def check_file(parsed: ParsedFile, run_name: str | None = None) -> GateResult:

@@ -39,6 +39,28 @@ create table if not exists ops.publications (
 );
 """
 
+POLICE_DDL = """
+create table if not exists raw.police_crimes (
+    submission_id bigint not null references raw.submissions,
+    source_row integer not null,
+    requested_category text not null check (requested_category in ('drugs', 'all-crime')),
+    persistent_id text,
+    api_id bigint,
+    category text not null,
+    month date not null,
+    latitude numeric,
+    longitude numeric,
+    street_id bigint,
+    street_name text,
+    location_type text,
+    context text,
+    outcome_category text,
+    outcome_month date,
+    primary key (submission_id, source_row)
+);
+"""
+"""Street crimes pulled from data.police.uk (police.py): not a file feed, so no contract drives it."""
+
 
 def raw_table_ddl(contract: Contract) -> str:
     """The append-only raw table of a feed: contract columns, typed, plus provenance."""
@@ -59,3 +81,4 @@ def migrate(conn: psycopg.Connection) -> None:
         conn.execute(BASE_DDL)
         for contract in all_contracts().values():
             conn.execute(raw_table_ddl(contract))
+        conn.execute(POLICE_DDL)

@@ -76,6 +76,75 @@ def ingest(path: str, dag_run_id: str | None = None) -> dict[str, Any]:
     return outcome.as_dict()
 
 
+def pull_police(month: str, dag_run_id: str | None = None) -> dict[str, Any]:
+    """Street crimes of every configured area for the month, from data.police.uk (or the demo's stand-in).
+
+    A month the API has not published yet gives `status` `not_available` (the DAG task skips and the
+    next run tries again); otherwise `status` is `pulled` and `areas` holds each area's result
+    (loaded or duplicate, counts, unknown outcome texts). One area failing does not stop the others
+    from loading; the task then fails naming every area that failed.
+    """
+    from misuse_warehouse import police
+
+    config = police.load_config()
+    client = police.PoliceClient(config.base_url)
+    published = client.available_months()
+    summary: dict[str, Any] = {"month": month, "base_url": config.base_url, "areas": {}}
+    if month not in published:
+        latest = max(published, default=None)
+        summary["areas"] = {code: police.not_available(code, month, latest) for code in config.areas}
+        log.info("police: %s not published yet (newest %s): nothing pulled", month, latest)
+        return summary | {"status": "not_available", "not_available": True, "latest_published": latest}
+    failures: list[str] = []
+    with warehouse.connect(autocommit=True) as conn:
+        for code in config.areas:
+            try:
+                result = police.pull(conn, code, month, dag_run_id, client=client, config=config, available=published)
+            except police.PoliceApiError as error:
+                failures.append(str(error))
+                log.error("police %s %s: %s", code, month, error)
+                continue
+            summary["areas"][code] = result
+            log.info("police %s %s: %s %s", code, month, result["status"].upper(), result["message"])
+    results = summary["areas"].values()
+    unknown = sorted({text for r in results for texts in r["unknown_outcomes"].values() for text in texts})
+    summary |= {
+        "status": "pulled",
+        "not_available": False,
+        "loaded": sum(r["status"] == "loaded" for r in results),
+        "duplicate": sum(r["status"] == "duplicate" for r in results),
+        "unknown_outcome_texts": unknown,
+    }
+    if failures:
+        log.info("police %s summary before failing: %s", month, summary)
+        lines = "\n  ".join(failures)
+        raise police.PullFailed(f"police pull for {month}: {len(failures)} area(s) failed, others pulled:\n  {lines}")
+    return summary
+
+
+POLICE_LOOKBACK_MONTHS = 2
+
+
+def pull_police_recent(month: str, dag_run_id: str | None = None) -> dict[str, Any]:
+    """Police data for M and the two months before it, each pulled once it is published.
+
+    data.police.uk publishes a month several weeks late, so the run for M usually finds M
+    missing; the months before it are tried again (a month already loaded with the same bytes
+    changes nothing). The result says, per month, what was pulled or is not available yet.
+    """
+    year, number = int(month[:4]), int(month[5:7])
+    months = []
+    for back in range(POLICE_LOOKBACK_MONTHS, -1, -1):
+        index = year * 12 + number - 1 - back
+        months.append(f"{index // 12:04d}-{index % 12 + 1:02d}")
+    summaries = {m: pull_police(m, dag_run_id) for m in months}
+    return {
+        "months": summaries,
+        "pulled": [m for m, s in summaries.items() if s["status"] == "pulled"],
+        "not_available": [m for m, s in summaries.items() if s["status"] == "not_available"],
+    }
+
+
 def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
     with warehouse.connect() as conn:
         results = gate.check_marts(conn, publish.NEXT, dag_run_id)

@@ -190,7 +190,7 @@ t6 as (
     group by area_code, month
 ),
 
--- T5, T7, T8 count episodes (decision 11): add up monthly counts over windows
+-- T5, T7, T8 and C4 count episodes (decision 11): add up monthly counts over windows
 episode_events as (
     select area_code, first_intervention_month as month, 'early_exit_base' as event, 'all' as breakdown
     from episodes
@@ -207,6 +207,13 @@ episode_events as (
     select area_code, referral_month, 'young_people_referral', 'referral_source=' || referral_source
     from episodes
     where service_type = 'young_people'
+    union all
+    select area_code, referral_month, 'referral', 'all'
+    from episodes
+    union all
+    select area_code, referral_month, 'criminal_justice_referral', 'all'
+    from episodes
+    where referral_source like 'cj\_%'
 ),
 
 episode_month_counts as (
@@ -223,7 +230,9 @@ event_windows (event, measure, from_offset, to_offset) as (
         ('death', 'T7_month', 0, 0),
         ('death', 'T7_12m', -11, 0),
         ('young_people_referral', 'T8_current', -11, 0),
-        ('young_people_referral', 'T8_previous', -23, -12)
+        ('young_people_referral', 'T8_previous', -23, -12),
+        ('referral', 'C4_denominator', -11, 0),
+        ('criminal_justice_referral', 'C4_numerator', -11, 0)
 ),
 
 window_counts as (
@@ -263,6 +272,28 @@ t5 as (
         and numerators.month = denominators.month
         and numerators.measure = 'T5_numerator'
     where denominators.measure = 'T5_denominator'
+),
+
+-- C4: the criminal-justice route into treatment (kpis.md), from treatment episodes
+c4 as (
+    select
+        denominators.area_code,
+        denominators.month,
+        'C4' as kpi_code,
+        'all' as breakdown,
+        coalesce(numerators.episode_count, 0) as numerator,
+        denominators.episode_count as denominator,
+        {{ percentage('coalesce(numerators.episode_count, 0)', 'denominators.episode_count') }} as value,
+        11 as lookback_months,
+        'rate' as disclosure_rule,
+        null as suppression_family,
+        true as is_proportion
+    from window_counts as denominators
+    left join window_counts as numerators
+        on numerators.area_code = denominators.area_code
+        and numerators.month = denominators.month
+        and numerators.measure = 'C4_numerator'
+    where denominators.measure = 'C4_denominator'
 ),
 
 t7 as (
@@ -340,6 +371,7 @@ kpi_values as (
     union all select * from t6
     union all select * from t7
     union all select * from t8
+    union all select * from c4
 )
 
 select

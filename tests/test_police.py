@@ -1,0 +1,450 @@
+"""The data.police.uk connector against local HTTP servers that answer like the API.
+
+Scripted sequences (pytest-httpserver) cover the API's refusals; the real August 2014 answer is the
+fixture; the last tests run the DAG's task function against the demo's simulated API.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import time
+from collections import Counter
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from misuse_warehouse import pipeline, police
+from misuse_warehouse.simulate import police_api
+
+FIXTURE = Path(__file__).parent / "fixtures" / "police" / "crimes-street_all-crime_2014-08.json"
+FIXTURE_BYTES = FIXTURE.read_bytes()
+FIXTURE_CRIMES = json.loads(FIXTURE_BYTES)
+AREA = "E09000030"
+MONTH = "2014-08"
+BOX = ((51.48, -0.03), (51.48, 0.04), (51.52, 0.04), (51.52, -0.03))
+"""Around the fixture's crimes (east London)."""
+FAST = police.RetryPolicy(timeout=2.0, attempts=3, backoff=0.01, max_wait=0.05)
+
+
+def _config(server_url: str, polygon: police.Polygon = BOX) -> police.PoliceConfig:
+    area = police.PoliceArea(AREA, "Tower Hamlets (test box)", (polygon,), approximate=True)
+    return police.PoliceConfig(server_url.rstrip("/"), {AREA: area})
+
+
+def _pull(db: psycopg.Connection, server_url: str, waits: list[float] | None = None, **kwargs: Any) -> dict[str, Any]:
+    client = police.PoliceClient(server_url, FAST, sleep=(waits.append if waits is not None else lambda _: None))
+    config = kwargs.pop("config", None) or _config(server_url)
+    return police.pull(db, AREA, MONTH, "test-run", client=client, config=config, **kwargs)
+
+
+def _dates(httpserver: HTTPServer, *months: str) -> None:
+    httpserver.expect_request("/api/crimes-street-dates").respond_with_json(
+        [{"date": m, "stop-and-search": []} for m in sorted(months, reverse=True)]
+    )
+
+
+def _serve(httpserver: HTTPServer, category: str, body: bytes | list, status: int = 200) -> None:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    httpserver.expect_request(f"/api/crimes-street/{category}").respond_with_data(
+        data, status=status, content_type="application/json"
+    )
+
+
+def _serve_fixture(httpserver: HTTPServer) -> bytes:
+    """The real answer as all-crime; for drugs the same crimes filtered, as the API would answer."""
+    _dates(httpserver, "2014-07", MONTH)
+    _serve(httpserver, "all-crime", FIXTURE_BYTES)
+    drugs = json.dumps([c for c in FIXTURE_CRIMES if c["category"] == "drugs"]).encode()
+    _serve(httpserver, "drugs", drugs)
+    return drugs
+
+
+def _crime(persistent_id: str, api_id: int, lat: float, lng: float, **fields: Any) -> dict[str, Any]:
+    crime = {
+        "category": "drugs",
+        "location_type": "Force",
+        "location": {
+            "latitude": f"{lat:.6f}",
+            "street": {"id": 1000 + api_id, "name": "On or near X"},
+            "longitude": f"{lng:.6f}",
+        },
+        "context": "",
+        "outcome_status": {"category": "Under investigation", "date": MONTH},
+        "persistent_id": persistent_id,
+        "id": api_id,
+        "location_subtype": "",
+        "month": MONTH,
+    }
+    return crime | fields
+
+
+# --- the real answer -------------------------------------------------------------------------
+
+
+def test_fixture_loads_374_crimes_and_the_9_drugs(db: psycopg.Connection, httpserver: HTTPServer) -> None:
+    drugs_body = _serve_fixture(httpserver)
+    result = _pull(db, httpserver.url_for("/api"))
+
+    assert result["status"] == "loaded"
+    assert result["crimes"] == {"drugs": 9, "all-crime": 374}
+    assert result["rows"] == 383
+    audit = db.execute(
+        "select feed, source_code, period_start::text, status, row_count, length(file_sha256), file_bytes, dag_run_id"
+        " from raw.submissions"
+    ).fetchall()
+    assert audit == [
+        ("police", AREA, "2014-08-01", "loaded", 383, 64, len(FIXTURE_BYTES) + len(drugs_body), "test-run")
+    ]
+
+    counts = dict(db.execute("select requested_category, count(*) from raw.police_crimes group by 1").fetchall())
+    assert counts == {"all-crime": 374, "drugs": 9}
+    outcomes = db.execute(
+        "select outcome_category, count(*) from raw.police_crimes where requested_category = 'all-crime' group by 1"
+    ).fetchall()
+    assert dict(outcomes) == Counter((c["outcome_status"] or {}).get("category") for c in FIXTURE_CRIMES)
+    categories = dict(
+        db.execute(
+            "select category, count(*) from raw.police_crimes where requested_category = 'all-crime' group by 1"
+        ).fetchall()
+    )
+    assert categories == Counter(c["category"] for c in FIXTURE_CRIMES)
+    assert db.execute(
+        "select count(*) from raw.police_crimes where requested_category = 'all-crime' and persistent_id is null"
+    ).fetchone() == (sum(1 for c in FIXTURE_CRIMES if not c["persistent_id"]),)
+    first = db.execute(
+        """select source_row, persistent_id, api_id, category, month::text, latitude, longitude, street_id, street_name,
+                  location_type, context, outcome_category, outcome_month
+           from raw.police_crimes where api_id = 35006227"""
+    ).fetchone()
+    assert first[1:] == (
+        None, 35006227, "anti-social-behaviour", "2014-08-01", Decimal("51.499798"), Decimal("-0.012859"),
+        954369, "On or near Marsh Wall", "Force", None, None, None,
+    )  # fmt: skip
+    drug = db.execute(
+        "select outcome_category, outcome_month::text from raw.police_crimes"
+        " where requested_category = 'drugs' and outcome_category = 'Offender given penalty notice' limit 1"
+    ).fetchone()
+    assert drug == ("Offender given penalty notice", "2014-08-01")
+    # Eight persistent_ids come twice in the real answer (different ids): distinct records, both kept.
+    assert db.execute(
+        """select count(*) from (select persistent_id from raw.police_crimes where requested_category = 'all-crime'
+           and persistent_id is not null group by 1 having count(*) > 1) twice"""
+    ).fetchone() == (8,)
+    # The real answer has an outcome text the contract does not list: kept, and reported.
+    assert result["unknown_outcomes"] == {"all-crime": {"Offender given a caution": 3}}
+
+
+def test_archive_holds_every_answer_byte_for_byte(db: psycopg.Connection, httpserver: HTTPServer) -> None:
+    drugs_body = _serve_fixture(httpserver)
+    result = _pull(db, httpserver.url_for("/api"))
+    folder = Path(result["archive"])
+    assert folder == police.archive_folder(AREA, MONTH) and folder.parts[-3:] == ("police", AREA, MONTH)
+    bodies = {p.name.split("_")[0]: p.read_bytes() for p in folder.glob("*.json") if not p.name.startswith("pull_")}
+    assert bodies == {"all-crime": FIXTURE_BYTES, "drugs": drugs_body}
+    (manifest,) = folder.glob("pull_*.json")
+    assert [r["category"] for r in json.loads(manifest.read_text())["responses"]] == ["drugs", "all-crime"]
+
+
+def test_answer_is_archived_before_it_is_parsed(db: psycopg.Connection, httpserver: HTTPServer) -> None:
+    _dates(httpserver, MONTH)
+    broken = b'[{"category": "drugs", "persistent_id": "ab'  # cut off mid-answer
+    _serve(httpserver, "drugs", broken)
+    with pytest.raises(
+        police.PoliceApiError, match=r"area E09000030, month 2014-08: drugs: answer is not JSON"
+    ) as error:
+        _pull(db, httpserver.url_for("/api"))
+    assert "/api/crimes-street/drugs?poly=" in str(error.value)
+    (archived,) = police.archive_folder(AREA, MONTH).glob("drugs_*.json")
+    assert archived.read_bytes() == broken
+    assert db.execute("select count(*) from raw.submissions").fetchone() == (0,)
+
+
+def test_the_same_pull_twice_changes_nothing(db: psycopg.Connection, httpserver: HTTPServer) -> None:
+    _serve_fixture(httpserver)
+    first = _pull(db, httpserver.url_for("/api"))
+    second = _pull(db, httpserver.url_for("/api"))
+    assert second["status"] == "duplicate" and second["submission_id"] == first["submission_id"]
+    assert db.execute("select count(*) from raw.submissions").fetchone() == (1,)
+    assert db.execute("select count(*) from raw.police_crimes").fetchone() == (383,)
+
+    httpserver.clear()  # the API restates the month: one crime fewer
+    _dates(httpserver, MONTH)
+    _serve(httpserver, "all-crime", FIXTURE_CRIMES[1:])
+    _serve(httpserver, "drugs", [c for c in FIXTURE_CRIMES if c["category"] == "drugs"])
+    third = _pull(db, httpserver.url_for("/api"))
+    assert third["status"] == "loaded" and f"supersedes {first['submission_id']}" in third["message"]
+    assert third["crimes"] == {"drugs": 9, "all-crime": 373}
+
+
+def test_unknown_outcome_text_and_missing_location_are_kept(db: psycopg.Connection, httpserver: HTTPServer) -> None:
+    _dates(httpserver, MONTH)
+    odd = "Offender given a stern talking-to"
+    crimes = [
+        _crime("a" * 64, 1, 51.50, 0.00, outcome_status={"category": odd, "date": "2014-09"}),
+        _crime("b" * 64, 2, 51.50, 0.00, location=None, outcome_status=None),
+    ]
+    _serve(httpserver, "drugs", crimes)
+    _serve(httpserver, "all-crime", crimes)
+    result = _pull(db, httpserver.url_for("/api"))
+    assert result["unknown_outcomes"] == {"drugs": {odd: 1}, "all-crime": {odd: 1}}
+    rows = db.execute(
+        "select persistent_id, outcome_category, outcome_month::text, latitude, street_id from raw.police_crimes"
+        " where requested_category = 'drugs' order by source_row"
+    ).fetchall()
+    assert rows == [("a" * 64, odd, "2014-09-01", Decimal("51.500000"), 1001), ("b" * 64, None, None, None, None)]
+
+
+# --- the API's refusals ----------------------------------------------------------------------
+
+SQUARE = ((51.0, 0.0), (51.0, 1.0), (52.0, 1.0), (52.0, 0.0))
+"""Cut at 51.5 and 0.5."""
+
+
+def test_503_splits_the_polygon_without_counting_crimes_on_the_cut_twice(
+    db: psycopg.Connection, httpserver: HTTPServer
+) -> None:
+    crimes = [
+        _crime("a" * 64, 1, 51.2, 0.2),  # south-west
+        _crime("b" * 64, 2, 51.8, 0.8),  # north-east
+        _crime("c" * 64, 3, 51.5, 0.2),  # on the east-west cut: south-west and north-west both return it
+        _crime("", 4, 51.5, 0.3, category="anti-social-behaviour", outcome_status=None),  # same, no persistent_id
+        _crime("e" * 64, 5, 51.2, 0.8),  # twice in one part under one persistent_id, as the real API does
+        _crime("e" * 64, 6, 51.2, 0.8, category="public-order"),
+        _crime("f" * 64, 7, 51.5, 0.5),  # the centre: all four parts return it
+    ]
+
+    def answer(request: Request) -> Response:
+        points = [tuple(map(float, p.split(","))) for p in request.args["poly"].split(":")]
+        south, west, north, east = police.bounding_box(tuple(points))
+        if (south, west, north, east) == (51.0, 0.0, 52.0, 1.0):
+            return Response("", status=503)
+        category = request.path.rsplit("/", 1)[1]
+        found = [
+            c
+            for c in crimes
+            if south <= float(c["location"]["latitude"]) <= north
+            and west <= float(c["location"]["longitude"]) <= east
+            and category in ("all-crime", c["category"])
+        ]
+        return Response(json.dumps(found), content_type="application/json")
+
+    _dates(httpserver, MONTH)
+    httpserver.expect_request("/api/crimes-street/drugs").respond_with_handler(answer)
+    httpserver.expect_request("/api/crimes-street/all-crime").respond_with_handler(answer)
+    result = _pull(db, httpserver.url_for("/api"), config=_config(httpserver.url_for("/api"), SQUARE))
+
+    assert result["responses"] == {"drugs": 4, "all-crime": 4} and result["requests"] == 10
+    assert result["crimes"] == {"drugs": 5, "all-crime": 7}
+    assert result["split_line_repeats_dropped"] == {"drugs": 4, "all-crime": 5}
+    keys = db.execute(
+        "select coalesce(persistent_id, 'id ' || api_id), count(*) from raw.police_crimes"
+        " where requested_category = 'all-crime' group by 1 order by 1"
+    ).fetchall()
+    assert keys == [("a" * 64, 1), ("b" * 64, 1), ("c" * 64, 1), ("e" * 64, 2), ("f" * 64, 1), ("id 4", 1)]
+    parts = sorted(p.name.split("_")[1] for p in police.archive_folder(AREA, MONTH).glob("all-crime_*.json"))
+    assert parts == ["p00", "p01", "p02", "p03"]
+
+
+def test_503_at_every_depth_fails_after_the_last_split(db: psycopg.Connection, httpserver: HTTPServer) -> None:
+    _dates(httpserver, MONTH)
+    httpserver.expect_request("/api/crimes-street/drugs").respond_with_data("", status=503)
+    client = police.PoliceClient(httpserver.url_for("/api"), police.RetryPolicy(max_split_depth=2))
+    with pytest.raises(police.PoliceApiError, match=r"month 2014-08: drugs: still over 10,000 crimes .* 2 times"):
+        police.pull(db, AREA, MONTH, client=client, config=_config(httpserver.url_for("/api"), SQUARE))
+    assert client.requests_made == 4  # dates, the polygon, one quarter, one sixteenth: depth first, fails fast
+
+
+def test_429_backs_off_and_retries(db: psycopg.Connection, httpserver: HTTPServer) -> None:
+    _dates(httpserver, MONTH)
+    answers = [Response("slow down", status=429, headers={"Retry-After": "0.04"}), Response("[]")]
+    httpserver.expect_request("/api/crimes-street/drugs").respond_with_handler(lambda _: answers.pop(0))
+    _serve(httpserver, "all-crime", FIXTURE_BYTES)
+    waits: list[float] = []
+    result = _pull(db, httpserver.url_for("/api"), waits)
+    assert result["status"] == "loaded" and result["crimes"] == {"drugs": 0, "all-crime": 374}
+    assert waits == [0.04]  # Retry-After (longer than the policy's first backoff) was honoured
+    assert result["requests"] == 3
+
+
+def test_429_until_the_attempts_run_out_fails_clearly(db: psycopg.Connection, httpserver: HTTPServer) -> None:
+    _dates(httpserver, MONTH)
+    _serve(httpserver, "drugs", b"slow down", status=429)
+    waits: list[float] = []
+    with pytest.raises(police.PoliceApiError, match=r"gave up after 3 attempts, last: HTTP 429"):
+        _pull(db, httpserver.url_for("/api"), waits)
+    assert waits == [0.01, 0.02]  # exponential
+
+
+def test_rate_limiter_keeps_to_15_a_second_after_a_burst_of_30() -> None:
+    now = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        now[0] += seconds
+
+    limiter = police.RateLimiter(15, 30, clock=lambda: now[0], sleep=sleep)
+    for _ in range(30):
+        limiter.acquire()
+    assert slept == []
+    for _ in range(15):
+        limiter.acquire()
+    assert slept == pytest.approx([1 / 15] * 15) and now[0] == pytest.approx(1.0)
+
+
+def test_long_polygon_is_posted(db: psycopg.Connection, httpserver: HTTPServer) -> None:
+    circle = tuple(
+        (51.5 + 0.02 * math.sin(i / 50 * math.pi), 0.005 + 0.03 * math.cos(i / 50 * math.pi)) for i in range(300)
+    )
+    assert len(f"{httpserver.url_for('/api')}/crimes-street/drugs?poly={police.poly_param(circle)}") > police.MAX_URL
+    seen: list[tuple[str, int, str]] = []
+
+    def answer(request: Request) -> Response:
+        seen.append((request.method, len(request.form["poly"].split(":")), request.form["date"]))
+        return Response("[]", content_type="application/json")
+
+    _dates(httpserver, MONTH)
+    for category in police.CATEGORIES:
+        httpserver.expect_request(f"/api/crimes-street/{category}", method="POST").respond_with_handler(answer)
+    result = _pull(db, httpserver.url_for("/api"), config=_config(httpserver.url_for("/api"), circle))
+    assert result["status"] == "loaded"
+    assert seen == [("POST", 300, MONTH), ("POST", 300, MONTH)]
+    assert [request.method for request, _ in httpserver.log if "/crimes-street/" in request.path] == ["POST", "POST"]
+
+
+@pytest.fixture
+def slow_server() -> Iterator[HTTPServer]:
+    server = HTTPServer(threaded=True)
+    server.start()
+    yield server
+    server.clear()
+    server.stop()
+
+
+def test_timeouts_retry_then_fail_naming_area_month_and_url(db: psycopg.Connection, slow_server: HTTPServer) -> None:
+    def too_slow(request: Request) -> Response:
+        time.sleep(0.5)
+        return Response("[]", content_type="application/json")
+
+    _dates(slow_server, MONTH)
+    slow_server.expect_request("/api/crimes-street/drugs").respond_with_handler(too_slow)
+    url = slow_server.url_for("/api")
+    policy = police.RetryPolicy(timeout=0.1, attempts=3, backoff=0.01)
+    client = police.PoliceClient(url, policy, sleep=lambda _: None)
+    with pytest.raises(police.PoliceApiError) as error:
+        police.pull(db, AREA, MONTH, client=client, config=_config(url))
+    message = str(error.value)
+    assert "area E09000030, month 2014-08: drugs: gave up after 3 attempts, last: ReadTimeout" in message
+    assert f"{url}/crimes-street/drugs?poly=51.480000,-0.030000:" in message and "&date=2014-08" in message
+    assert client.requests_made == 1 + 3
+
+
+def test_connection_errors_retry_then_fail_naming_the_url(db: psycopg.Connection) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    client = police.PoliceClient(url, FAST, sleep=lambda _: None)
+    with pytest.raises(police.PoliceApiError, match=r"gave up after 3 attempts, last: ConnectionError") as error:
+        police.pull(db, AREA, MONTH, client=client, config=_config(url), available=[MONTH])
+    assert f"{url}/crimes-street/drugs?poly=" in str(error.value) and client.requests_made == 3
+
+
+@pytest.mark.parametrize(("status", "reason"), [(400, "BAD REQUEST"), (500, "INTERNAL SERVER ERROR")])
+def test_other_statuses_fail_at_once_and_clearly(
+    db: psycopg.Connection, httpserver: HTTPServer, status: int, reason: str
+) -> None:
+    _dates(httpserver, MONTH)
+    _serve(httpserver, "drugs", b"no", status=status)
+    client = police.PoliceClient(httpserver.url_for("/api"), FAST)
+    with pytest.raises(
+        police.PoliceApiError, match=rf"month 2014-08: drugs: HTTP {status} {reason} — http://"
+    ) as error:
+        police.pull(db, AREA, MONTH, client=client, config=_config(httpserver.url_for("/api")))
+    assert "/crimes-street/drugs?poly=" in str(error.value) and client.requests_made == 2  # not retried
+
+
+# --- months not published yet ----------------------------------------------------------------
+
+
+def test_unpublished_month_is_not_available(db: psycopg.Connection, httpserver: HTTPServer) -> None:
+    _dates(httpserver, "2014-06", "2014-07")
+    result = _pull(db, httpserver.url_for("/api"))
+    assert result["status"] == "not_available" and "newest published: 2014-07" in result["message"]
+    assert [r.path for r, _ in httpserver.log] == ["/api/crimes-street-dates"]
+    assert db.execute("select count(*) from raw.submissions").fetchone() == (0,)
+
+
+def test_pull_police_says_not_available_for_every_area(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    _dates(httpserver, "2025-01")
+    monkeypatch.setenv(police.BASE_URL_ENV, httpserver.url_for("/api"))
+    summary = pipeline.pull_police("2025-02", "test-run")
+    assert summary["status"] == "not_available" and summary["not_available"] is True
+    assert summary["latest_published"] == "2025-01"
+    assert {a["status"] for a in summary["areas"].values()} == {"not_available"}
+    assert set(summary["areas"]) == {"E06000035", "E06000019", "E10000034", "E06000022", "E06000018"}
+
+
+# --- configuration and the demo's simulated API ----------------------------------------------
+
+
+def test_config_areas_are_the_demo_areas_labelled_approximate(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(police.BASE_URL_ENV, raising=False)
+    config = police.load_config()
+    assert config.base_url == "https://data.police.uk/api"
+    assert set(config.areas) == {"E06000035", "E06000019", "E10000034", "E06000022", "E06000018"}
+    assert all(a.approximate and len(a.polygons[0]) >= 5 for a in config.areas.values())
+    assert "APPROXIMATE DEMO POLYGONS" in police.AREAS_FILE.read_text()
+    monkeypatch.setenv(police.BASE_URL_ENV, "http://127.0.0.1:1/api/")
+    assert police.load_config().base_url == "http://127.0.0.1:1/api"
+
+
+def test_split_parts_cover_the_polygon_exactly() -> None:
+    concave = ((51.0, 0.0), (52.0, 0.0), (52.0, 1.0), (51.9, 1.0), (51.9, 0.1), (51.0, 0.1))  # an L
+    parts = police.split(concave)
+    assert len(parts) == 3  # the L misses one quadrant
+    assert sum(abs(police._area(p)) for p in parts) == pytest.approx(abs(police._area(concave)))
+
+
+def test_pull_police_against_the_simulated_api(
+    db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = yaml.safe_load(police.AREAS_FILE.read_text())
+    config["areas"] = {"E10000034": config["areas"]["E10000034"]}  # one area-month
+    areas_file = tmp_path / "police_areas.yaml"
+    areas_file.write_text(yaml.safe_dump(config))
+    monkeypatch.setattr(police, "AREAS_FILE", areas_file)
+    url, stop = police_api.start(seed=7, latest="2025-06", max_crimes=1000)  # lower ceiling: forces splits
+    monkeypatch.setenv(police.BASE_URL_ENV, url)
+    try:
+        first = pipeline.pull_police("2025-06", "test-run")
+        again = pipeline.pull_police("2025-06", "test-run")
+        late = pipeline.pull_police("2025-07", "test-run")
+    finally:
+        stop()
+    simulated = police_api.crimes_for("E10000034", "2025-06", seed=7, latest="2025-06")
+    drugs = sum(c["category"] == "drugs" for c in simulated)
+    assert 1500 <= len(simulated) <= 8000 and 20 <= drugs <= 150
+
+    result = first["areas"]["E10000034"]
+    assert first["status"] == "pulled" and first["loaded"] == 1
+    assert result["crimes"] == {"drugs": drugs, "all-crime": len(simulated)}
+    assert result["responses"]["all-crime"] > 4  # split, and split again
+    assert again["duplicate"] == 1 and again["areas"]["E10000034"]["submission_id"] == result["submission_id"]
+    assert late["status"] == "not_available"
+    loaded = db.execute(
+        "select count(*), count(distinct persistent_id), count(*) filter (where persistent_id is null)"
+        " from raw.police_crimes where requested_category = 'all-crime'"
+    ).fetchone()
+    asb = sum(c["category"] == "anti-social-behaviour" for c in simulated)
+    assert loaded == (len(simulated), len(simulated) - asb, asb)
+    assert first["unknown_outcome_texts"] == []
