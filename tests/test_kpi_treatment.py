@@ -487,8 +487,9 @@ class TestOneMonth:
     def test_coverage_provenance_and_no_attributor(self, one_month: Any) -> None:
         figures = published(one_month, MEDWAY, "2025-03")
         # the first month covers the 12 months before it: T4 (6 months on), T5 (3 months
-        # on) and T8's change (12 months on) wait
+        # on) and T8's change (12 months on) wait; C4 (referrals in the 12 months) does not
         assert {k for k, _ in figures} == {
+            "C4",
             "T1",
             "T2",
             "T3_median_days",
