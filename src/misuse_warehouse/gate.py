@@ -12,7 +12,7 @@ import fcntl
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from pathlib import Path
@@ -33,6 +33,7 @@ class GateResult:
     success: bool
     failures: list[dict[str, Any]]
     evaluated: int
+    checks: list[dict[str, Any]] = field(default_factory=list)  # every expectation, for ops.gate_results
 
     def refusal(self) -> Refusal:
         rules = ", ".join(f["rule"] for f in self.failures)
@@ -206,13 +207,37 @@ def run_suite(
 ) -> GateResult:
     """Validate `frame`; the stored result is filed under `run_name` (the Airflow run) for Data Docs."""
     from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.exceptions.resource_freshness import ResourceFreshnessAggregateError
 
     with _gx_context() as context:
         checkpoint = _checkpoint(context, suite_name, asset)
-        outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=RunIdentifier(run_name=run_name))
+        run_id = RunIdentifier(run_name=run_name)
+        try:
+            outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
+        except ResourceFreshnessAggregateError:
+            # another process saved the same suite since we cached it: register afresh, once
+            _checkpoint_cache.pop((settings.gx_dir(), suite_name, asset), None)
+            checkpoint = _checkpoint(context, suite_name, asset)
+            outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
     results = next(iter(outcome.run_results.values())).results
     failures = [_failure(r, hidden_columns) for r in results if not r.success]
-    return GateResult(suite_name, not failures, failures, len(results))
+    return GateResult(suite_name, not failures, failures, len(results), [_check(r) for r in results])
+
+
+def _check(result: Any) -> dict[str, Any]:
+    """One expectation's outcome, counts only (no values: they may be personal data)."""
+    config = result.expectation_config
+    detail = result.result or {}
+    return {
+        "expectation": config.type,
+        "rule": (config.meta or {}).get("rule", config.type),
+        "dimension": (config.meta or {}).get("dimension"),
+        "columns": [str(config.kwargs[k]) for k in ("column", "column_A", "column_B") if k in config.kwargs],
+        "success": bool(result.success),
+        "element_count": detail.get("element_count"),
+        "unexpected_count": detail.get("unexpected_count"),
+        "unexpected_percent": _plain(detail.get("unexpected_percent")),
+    }
 
 
 def _failure(result: Any, hidden_columns: set[str]) -> dict[str, Any]:

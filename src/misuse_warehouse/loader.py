@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from misuse_warehouse import pseudonymise, settings
+from misuse_warehouse import faults, pseudonymise, settings
 from misuse_warehouse.file_checks import ParsedFile, parse_file_name
 from misuse_warehouse.refusal import Refusal
 
@@ -106,6 +106,7 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
                     initials, dob, sex = (values[positions[r]] for r in ("initials", "dob", "sex"))
                     record.append(pseudonymise.person_key(key, initials or "", dob or "", sex or ""))
                 writer.write_row(record)
+        faults.hold("copy")
         conn.execute(
             "update raw.submissions set loaded_at = now(), row_count = %s where submission_id = %s",
             (len(parsed.rows), submission_id),
@@ -135,11 +136,11 @@ def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: s
     except Refusal:
         feed, source, period, start = path.parent.parent.name, "?", path.parent.name, None
     with conn.transaction():
-        conn.execute(
+        submission_id = conn.execute(
             """insert into raw.submissions (feed, source_code, period_start, file_name, file_sha256,
                    file_bytes, received_at, status, refusal_code, refusal_reason, dag_run_id)
                values (%s, %s, coalesce(%s, to_date(%s || '-01', 'YYYY-MM-DD'), date '1900-01-01'),
-                       %s, %s, %s, %s, 'refused', %s, %s, %s)""",
+                       %s, %s, %s, %s, 'refused', %s, %s, %s) returning submission_id""",
             (
                 feed,
                 source,
@@ -153,7 +154,7 @@ def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: s
                 refusal.message,
                 dag_run_id,
             ),
-        )
+        ).fetchone()[0]
     target = quarantine(path, refusal)
     return Outcome(
         path.name,
@@ -161,6 +162,7 @@ def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: s
         source,
         period,
         "refused",
+        submission_id,
         refusal_code=refusal.code,
         message=f"{refusal.message} (quarantined at {target})",
     )
@@ -182,8 +184,10 @@ def archive(path: Path, sha256: str) -> Path:
     folder = settings.archive_dir() / path.parent.parent.name / path.parent.name
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{sha256[:16]}_{path.name}"
-    if not target.exists():
-        shutil.copy2(path, target)
+    if not target.exists():  # copy then rename: a crash never leaves a half-copied archive file
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.copy2(path, partial)
+        partial.replace(target)
     return target
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
+from misuse_warehouse import deadlines, observe
 from misuse_warehouse.contracts import Contract, all_contracts
 
 BASE_DDL = """
@@ -82,3 +83,5 @@ def migrate(conn: psycopg.Connection) -> None:
         for contract in all_contracts().values():
             conn.execute(raw_table_ddl(contract))
         conn.execute(POLICE_DDL)
+        conn.execute(observe.DDL)
+        conn.execute(deadlines.DDL)

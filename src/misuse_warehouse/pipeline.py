@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from misuse_warehouse import file_checks, gate, loader, migrations, publish, settings, warehouse
+from misuse_warehouse import faults, file_checks, gate, loader, migrations, observe, publish, settings, warehouse
 from misuse_warehouse.refusal import Refusal
 
 log = logging.getLogger(__name__)
@@ -55,24 +55,36 @@ def discover(landing: str | None, month: str) -> list[str]:
 
 
 def ingest(path: str, dag_run_id: str | None = None) -> dict[str, Any]:
-    """Checks, raw gate, load — or quarantine with the reason."""
+    """Checks, raw gate, load — or quarantine with the reason. Recorded in ops.task_runs and ops.gate_results."""
     file = Path(path)
-    with warehouse.connect(autocommit=True) as conn:
+    checked: gate.GateResult | None = None
+    with (
+        warehouse.connect(autocommit=True) as conn,
+        observe.task_run(conn, dag_run_id, "ingest", "raw", file.name) as run,
+    ):
         try:
             parsed = file_checks.read_file(file)
+            run.rows_in = len(parsed.rows)
             duplicate = loader.duplicate_of(conn, parsed)
             if duplicate:  # checked again under the load's lock; this skips the gate's cost
                 log.info("DUPLICATE %s: %s", file.name, duplicate.message)
+                run.status, run.rows_out = "duplicate", 0
                 return duplicate.as_dict()
-            result = gate.check_file(parsed, dag_run_id)
-            if not result.success:
-                raise result.refusal()
+            checked = gate.check_file(parsed, dag_run_id)
+            if not checked.success:
+                raise checked.refusal()
             outcome = loader.load(conn, parsed, dag_run_id)
         except Refusal as refusal:
             outcome = loader.refuse(conn, file, refusal, dag_run_id)
             log.error("REFUSED %s: %s", file.name, outcome.message)
-            return outcome.as_dict()
-    log.info("%s %s: %s", outcome.status.upper(), file.name, outcome.message)
+        run.status, run.rows_out = outcome.status, outcome.rows
+        run.detail = {"submission_id": outcome.submission_id, "refusal_code": outcome.refusal_code}
+        if checked:
+            observe.record_gate_results(
+                conn, dag_run_id, "raw", checked.suite, file.name, checked.checks, outcome.submission_id
+            )
+    if outcome.status != "refused":
+        log.info("%s %s: %s", outcome.status.upper(), file.name, outcome.message)
     return outcome.as_dict()
 
 
@@ -146,8 +158,15 @@ def pull_police_recent(month: str, dag_run_id: str | None = None) -> dict[str, A
 
 
 def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
-    with warehouse.connect() as conn:
+    with (
+        warehouse.connect() as conn,
+        observe.task_run(conn, dag_run_id, "mart_gate", "marts", publish.NEXT) as run,
+    ):
         results = gate.check_marts(conn, publish.NEXT, dag_run_id)
+        for result in results:
+            observe.record_gate_results(conn, dag_run_id, "marts", result.suite, result.suite, result.checks)
+        run.detail = {"suites": len(results), "failed": [r.suite for r in results if not r.success]}
+        faults.hold("gate")
     summary = [
         {"suite": r.suite, "success": r.success, "evaluated": r.evaluated, "failures": r.failures} for r in results
     ]
@@ -159,13 +178,31 @@ def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
 
 
 def publish_marts(dag_run_id: str | None, month: str) -> dict[str, Any]:
-    with warehouse.connect() as conn:
-        return publish.publish(conn, dag_run_id, month)
+    with warehouse.connect() as conn, observe.task_run(conn, dag_run_id, "publish", "marts", publish.PUBLISHED) as run:
+        result = publish.publish(conn, dag_run_id, month)
+        run.rows_out, run.detail = result["tables"], result
+        return result
+
+
+def check_deadlines(month: str, dag_run_id: str | None = None) -> dict[str, Any]:
+    """Submission status of the month and the two before it; overdue files for the alert callback."""
+    from misuse_warehouse import deadlines
+
+    with warehouse.connect() as conn, observe.task_run(conn, dag_run_id, "check_deadlines", "ops", month) as run:
+        statuses = deadlines.check(conn, month)
+        result = deadlines.summary(statuses) | {"month": month}
+        run.rows_out, run.detail = len(statuses), result["counts"]
+    return result
 
 
 def report(outcomes: list[dict[str, Any]], dag_run_id: str | None = None) -> dict[str, int]:
     """Data Docs for this run's validations, then a loud failure if any file was refused."""
     gate.build_data_docs(dag_run_id)
+    if dag_run_id:
+        from misuse_warehouse import status
+
+        with warehouse.connect() as conn:
+            observe.record_layer_rows(conn, dag_run_id, status.layer_rows(conn))
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1

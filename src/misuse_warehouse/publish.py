@@ -12,6 +12,8 @@ import json
 import psycopg
 from psycopg import sql
 
+from misuse_warehouse import faults
+
 PUBLISHED = "marts"
 NEXT = "marts_next"
 RETIRED = "marts_retired"
@@ -70,6 +72,7 @@ def publish(conn: psycopg.Connection, dag_run_id: str | None, reporting_month: s
             conn.execute(
                 sql.SQL("alter schema {} rename to {}").format(sql.Identifier(PUBLISHED), sql.Identifier(RETIRED))
             )
+        faults.hold("publish")
         conn.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(NEXT), sql.Identifier(PUBLISHED)))
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(RETIRED)))
         month = f"{reporting_month}-01" if reporting_month else None
