@@ -83,13 +83,7 @@ def _run_months(months: list[str], landing: Path | None):  # noqa: ANN202
     from misuse_warehouse import runner
 
     results = []
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
+    with Progress(*_progress_columns(), console=console) as progress:
         task = progress.add_task("monthly pipeline", total=len(months))
         for month in months:
             progress.update(task, description=f"monthly pipeline {month}")
@@ -104,6 +98,47 @@ def _run_months(months: list[str], landing: Path | None):  # noqa: ANN202
             results.append(result)
             progress.advance(task)
     return results
+
+
+@app.command()
+def backfill(
+    from_: Annotated[str, typer.Option("--from", help="first reporting month YYYY-MM")],
+    to: Annotated[str, typer.Option(help="last reporting month YYYY-MM")],
+    landing: Annotated[Path | None, typer.Option(help="landing folder (default .local/landing)")] = None,
+) -> None:
+    """Months through Airflow's own backfill (scheduler-run); run again to resume an interrupted one."""
+    from misuse_warehouse import backfill as backfills
+    from misuse_warehouse import pseudonymise
+
+    try:
+        pseudonymise.secret()
+    except pseudonymise.MissingSecretError as missing:
+        console.print(f"[red]{missing}[/]")
+        raise typer.Exit(2) from missing
+    months = _months(f"{from_}:{to}")
+    with Progress(*_progress_columns(), console=console) as progress:
+        task = progress.add_task(f"backfill {from_} to {to}", total=len(months))
+
+        def show(states: list) -> None:  # noqa: ANN001
+            done = [s for s in states if s.state == "success" or s.state.startswith("skipped")]
+            running = [s.month for s in states if s.state in ("queued", "running")]
+            progress.update(task, completed=len(done), description=f"backfill: running {', '.join(running) or '-'}")
+
+        result = backfills.run(from_, to, landing, progress=show)
+    console.print(f"backfill {result.backfill_id}" + (" (resumed)" if result.resumed else ""))
+    for state in result.months:
+        colour = "green" if state.state == "success" else ("yellow" if state.state.startswith("skipped") else "red")
+        console.print(f"  [{colour}]{state.month}: {state.state}[/]")
+    raise typer.Exit(0 if result.succeeded else 1)
+
+
+def _progress_columns() -> tuple:
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
 
 
 @app.command()
