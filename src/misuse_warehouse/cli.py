@@ -40,6 +40,16 @@ def url() -> None:
 
 
 @app.command()
+def migrate() -> None:
+    """Create or update the warehouse's schemas and audit tables (idempotent; a deployment's init runs it)."""
+    from misuse_warehouse import migrations, warehouse
+
+    with warehouse.connect() as conn:
+        migrations.migrate(conn)
+    console.print(f"warehouse migrated: {warehouse.url().rsplit('@', 1)[-1]}")
+
+
+@app.command()
 def simulate(
     out: Annotated[Path, typer.Option(help="landing folder to write")],
     months: Annotated[str, typer.Option(help="YYYY-MM:YYYY-MM or a comma list")],
