@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from misuse_warehouse import file_checks, gate, loader, migrations, publish, settings, warehouse
+from misuse_warehouse import file_checks, gate, loader, migrations, publish, roles, settings, warehouse
 from misuse_warehouse.refusal import Refusal
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,11 @@ class FilesRefused(RuntimeError):
 
 
 def prepare() -> dict[str, Any]:
-    """Warehouse up and migrated; the pseudonymisation secret present before any file is read."""
+    """The pseudonymisation secret present before anything else; then the warehouse up and migrated.
+
+    Without a secret (environment or Airflow secrets backend) the run stops here, with the reason,
+    before a file is read.
+    """
     from misuse_warehouse import pseudonymise
 
     pseudonymise.secret()
@@ -57,7 +61,7 @@ def discover(landing: str | None, month: str) -> list[str]:
 def ingest(path: str, dag_run_id: str | None = None) -> dict[str, Any]:
     """Checks, raw gate, load — or quarantine with the reason."""
     file = Path(path)
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(autocommit=True, role=roles.LOADER) as conn:
         try:
             parsed = file_checks.read_file(file)
             duplicate = loader.duplicate_of(conn, parsed)
@@ -96,7 +100,7 @@ def pull_police(month: str, dag_run_id: str | None = None) -> dict[str, Any]:
         log.info("police: %s not published yet (newest %s): nothing pulled", month, latest)
         return summary | {"status": "not_available", "not_available": True, "latest_published": latest}
     failures: list[str] = []
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(autocommit=True, role=roles.LOADER) as conn:
         for code in config.areas:
             try:
                 result = police.pull(conn, code, month, dag_run_id, client=client, config=config, available=published)
@@ -146,8 +150,8 @@ def pull_police_recent(month: str, dag_run_id: str | None = None) -> dict[str, A
 
 
 def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
-    with warehouse.connect() as conn:
-        results = gate.check_marts(conn, publish.NEXT, dag_run_id)
+    with warehouse.connect(role=roles.TRANSFORMER) as conn:
+        results = gate.check_marts(conn, publish.NEXT_SCHEMAS, dag_run_id)
     summary = [
         {"suite": r.suite, "success": r.success, "evaluated": r.evaluated, "failures": r.failures} for r in results
     ]
@@ -159,7 +163,7 @@ def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
 
 
 def publish_marts(dag_run_id: str | None, month: str) -> dict[str, Any]:
-    with warehouse.connect() as conn:
+    with warehouse.connect(role=roles.TRANSFORMER) as conn:
         return publish.publish(conn, dag_run_id, month)
 
 
