@@ -211,6 +211,7 @@ def _summary(results, url_: str, elapsed: float) -> None:  # noqa: ANN001
     docs = gate.data_docs_index()
     console.print("\nWhere to look:")
     console.print(f"  published marts: schema [bold]marts[/] at {url_}")
+    console.print("  person-level marts (role public_health): schema [bold]marts_person[/]")
     console.print(f"  psql: psql '{url_}' -c 'select * from marts.kpi_monthly limit 20'")
     console.print(f"  GX Data Docs: file://{docs}")
     console.print(f"  dbt docs: make dbt-docs, then open {settings.DBT_PROJECT_DIR / 'target' / 'index.html'}")
