@@ -40,7 +40,14 @@ import psycopg  # noqa: E402
 
 from misuse_warehouse import publish, settings, warehouse  # noqa: E402
 
-SCHEMAS = ("raw", "staging", "intermediate", "reference", "marts", publish.NEXT, publish.RETIRED, "ops")
+SCHEMAS = (
+    "raw",
+    "staging",
+    "intermediate",
+    "reference",
+    *(s for p in publish.PUBLICATIONS for s in (p.published, p.next, p.retired)),
+    "ops",
+)
 
 
 class Pipeline:

@@ -510,13 +510,13 @@ class TestOneMonth:
         # initials and dates of birth never leave raw
         leaked = one_month.query(
             """select table_schema, table_name, column_name from information_schema.columns
-               where table_schema in ('staging', 'intermediate', 'marts')
+               where table_schema in ('staging', 'intermediate', 'marts', 'marts_person')
                  and column_name in ('client_initials', 'client_dob', 'initials', 'dob')"""
         )
         assert leaked == []
-        # the episode fact carries the pseudonymous person only
+        # the episode fact carries the pseudonymous person only (person-level schema)
         persons = one_month.query(
-            "select count(distinct person_id) from marts.fct_treatment_episodes where area_id = %s", (MEDWAY,)
+            "select count(distinct person_id) from marts_person.fct_treatment_episodes where area_id = %s", (MEDWAY,)
         )
         # 11 named persons + p12 + 4 n + 5 y + 6 deaths + 2 XX = 29 (p13 counted once)
         assert persons == [(29,)]

@@ -78,8 +78,9 @@ def run(
     landing: Annotated[Path | None, typer.Option(help="landing folder (default .local/landing)")] = None,
 ) -> None:
     """Process one reporting month through the monthly DAG (dag.test)."""
-    from misuse_warehouse import pseudonymise
+    from misuse_warehouse import pseudonymise, runtime
 
+    runtime.configure()  # the secret may come from an Airflow secrets backend
     try:
         pseudonymise.secret()
     except pseudonymise.MissingSecretError as missing:
@@ -149,6 +150,36 @@ def _progress_columns() -> tuple:
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
     )
+
+
+def rekey(
+    yes: Annotated[bool, typer.Option("--yes", help="confirm: every raw person_key is recomputed")] = False,
+) -> None:
+    """After rotating the pseudonymisation secret: recompute every raw person_key with the new one.
+
+    Reads the new secret as `run` does (environment or Airflow secrets backend). The next run of
+    the monthly pipeline rebuilds and republishes the marts from the re-keyed rows.
+    """
+    from misuse_warehouse import migrations, pseudonymise, roles, runtime, warehouse
+    from misuse_warehouse import rekey as rekeying
+
+    runtime.configure()
+    try:
+        key = pseudonymise.secret()
+    except pseudonymise.MissingSecretError as missing:
+        console.print(f"[red]{missing}[/]")
+        raise typer.Exit(2) from missing
+    if not yes:
+        console.print("[red]re-keying rewrites every raw person_key with the current secret: add --yes[/]")
+        raise typer.Exit(2)
+    with warehouse.connect() as conn:
+        migrations.migrate(conn)
+    with warehouse.connect(role=roles.LOADER) as conn:
+        summary = rekeying.rekey(conn, key)
+    done = Table("raw table", "rows re-keyed", "purged rows mapped", "purged rows unmatched", title="Re-keyed")
+    for row in summary:
+        done.add_row(str(row["table"]), str(row["rekeyed"]), str(row["purged_mapped"]), str(row["purged_unmatched"]))
+    console.print(done, "Run the monthly pipeline for the latest month to republish the marts.")
 
 
 @app.command()
@@ -224,6 +255,7 @@ def _summary(results, url_: str, elapsed: float) -> None:  # noqa: ANN001
     docs = gate.data_docs_index()
     console.print("\nWhere to look:")
     console.print(f"  published marts: schema [bold]marts[/] at {url_}")
+    console.print("  person-level marts (role public_health): schema [bold]marts_person[/]")
     console.print(f"  psql: psql '{url_}' -c 'select * from marts.kpi_monthly limit 20'")
     console.print(f"  GX Data Docs: file://{docs}")
     console.print(f"  dbt docs: make dbt-docs, then open {settings.DBT_PROJECT_DIR / 'target' / 'index.html'}")

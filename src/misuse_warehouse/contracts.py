@@ -66,6 +66,16 @@ class Contract:
     def source_ok(self, source: str) -> bool:
         return re.fullmatch(self.source_pattern, source) is not None
 
+    @property
+    def plain_attributor(self) -> tuple[str, ...]:
+        """Columns that identify a person (initials, date of birth): raw zone only, purged after retention."""
+        return tuple(self.attributor[role] for role in ("initials", "dob") if role in self.attributor)
+
+    @property
+    def stored_ages(self) -> tuple[Derived, ...]:
+        """Ages derived from the date of birth, kept in raw so the date of birth itself can be purged."""
+        return tuple(d for d in self.derived if d.kind == "age_years")
+
 
 def _parse(path: Path) -> Contract:
     data = yaml.safe_load(path.read_text())

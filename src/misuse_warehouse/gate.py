@@ -126,11 +126,20 @@ def check_file(parsed: ParsedFile, run_name: str | None = None) -> GateResult:
 # Mart gate
 
 
-def check_marts(conn: Any, schema: str, run_name: str | None = None) -> list[GateResult]:
-    """Every marts_<table> suite against `schema.<table>`."""
+def check_marts(conn: Any, schemas: str | tuple[str, ...], run_name: str | None = None) -> list[GateResult]:
+    """Every marts_<table> suite against `<schema>.<table>`, in whichever of `schemas` dbt built the table."""
+    schemas = (schemas,) if isinstance(schemas, str) else schemas
+    located = dict(
+        conn.execute(
+            """select distinct on (table_name) table_name, table_schema from information_schema.tables
+               where table_schema = any(%s) order by table_name, array_position(%s, table_schema::text)""",
+            (list(schemas), list(schemas)),
+        ).fetchall()
+    )
     results = []
     for suite in mart_suites():
         table = suite.removeprefix("marts_")
+        schema = located.get(table, schemas[0])  # a missing table fails in the query, naming it
         cursor = conn.execute(
             psycopg.sql.SQL("select * from {}.{}").format(psycopg.sql.Identifier(schema), psycopg.sql.Identifier(table))
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
@@ -93,11 +93,16 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
         ).fetchone()[0]
         columns = ["submission_id", "source_row", *contract.column_names]
         attributor = contract.attributor
+        ages = [
+            (contract.column_names.index(a.args[0]), contract.column_names.index(a.args[1]))
+            for a in contract.stored_ages
+        ]
         if attributor:
-            columns.append("person_key")
+            columns += ["person_key", *(a.name for a in contract.stored_ages)]
             positions = {role: contract.column_names.index(col) for role, col in attributor.items()}
-        copy = sql.SQL("copy raw.{} ({}) from stdin").format(
-            sql.Identifier(contract.table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        # every name is a quoted identifier and every value a COPY field: file content never becomes SQL
+        copy = sql.SQL("copy {} ({}) from stdin").format(
+            sql.Identifier("raw", contract.table), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
         with conn.cursor().copy(copy) as writer:
             for line, values in zip(parsed.line_numbers, parsed.rows, strict=True):
@@ -105,6 +110,7 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
                 if attributor:
                     initials, dob, sex = (values[positions[r]] for r in ("initials", "dob", "sex"))
                     record.append(pseudonymise.person_key(key, initials or "", dob or "", sex or ""))
+                    record += [age_years(values[born], values[on]) for born, on in ages]
                 writer.write_row(record)
         faults.hold("copy")
         conn.execute(
@@ -123,6 +129,14 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
         message=f"{len(parsed.rows)} rows loaded as submission {submission_id}"
         + (f" (supersedes {current[0]})" if current else ""),
     )
+
+
+def age_years(born: str | None, on: str | None) -> int | None:
+    """Whole years from `born` to `on` (ISO dates), as Postgres' extract(year from age(on, born))."""
+    if not born or not on:
+        return None
+    born_date, on_date = date.fromisoformat(born), date.fromisoformat(on)
+    return on_date.year - born_date.year - ((on_date.month, on_date.day) < (born_date.month, born_date.day))
 
 
 def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: str | None = None) -> Outcome:

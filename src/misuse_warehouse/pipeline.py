@@ -10,7 +10,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from misuse_warehouse import faults, file_checks, gate, loader, migrations, observe, publish, settings, warehouse
+from misuse_warehouse import faults, file_checks, gate, loader, migrations, observe, publish, roles, settings, warehouse
 from misuse_warehouse.refusal import Refusal
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,11 @@ class FilesRefused(RuntimeError):
 
 
 def prepare() -> dict[str, Any]:
-    """Warehouse up and migrated; the pseudonymisation secret present before any file is read."""
+    """The pseudonymisation secret present before anything else; then the warehouse up and migrated.
+
+    Without a secret (environment or Airflow secrets backend) the run stops here, with the reason,
+    before a file is read.
+    """
     from misuse_warehouse import pseudonymise
 
     pseudonymise.secret()
@@ -59,7 +63,7 @@ def ingest(path: str, dag_run_id: str | None = None) -> dict[str, Any]:
     file = Path(path)
     checked: gate.GateResult | None = None
     with (
-        warehouse.connect(autocommit=True) as conn,
+        warehouse.connect(autocommit=True, role=roles.LOADER) as conn,
         observe.task_run(conn, dag_run_id, "ingest", "raw", file.name) as run,
     ):
         try:
@@ -108,7 +112,7 @@ def pull_police(month: str, dag_run_id: str | None = None) -> dict[str, Any]:
         log.info("police: %s not published yet (newest %s): nothing pulled", month, latest)
         return summary | {"status": "not_available", "not_available": True, "latest_published": latest}
     failures: list[str] = []
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(autocommit=True, role=roles.LOADER) as conn:
         for code in config.areas:
             try:
                 result = police.pull(conn, code, month, dag_run_id, client=client, config=config, available=published)
@@ -159,10 +163,10 @@ def pull_police_recent(month: str, dag_run_id: str | None = None) -> dict[str, A
 
 def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
     with (
-        warehouse.connect() as conn,
+        warehouse.connect(role=roles.TRANSFORMER) as conn,
         observe.task_run(conn, dag_run_id, "mart_gate", "marts", publish.NEXT) as run,
     ):
-        results = gate.check_marts(conn, publish.NEXT, dag_run_id)
+        results = gate.check_marts(conn, publish.NEXT_SCHEMAS, dag_run_id)
         for result in results:
             observe.record_gate_results(conn, dag_run_id, "marts", result.suite, result.suite, result.checks)
         run.detail = {"suites": len(results), "failed": [r.suite for r in results if not r.success]}
@@ -178,7 +182,10 @@ def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
 
 
 def publish_marts(dag_run_id: str | None, month: str) -> dict[str, Any]:
-    with warehouse.connect() as conn, observe.task_run(conn, dag_run_id, "publish", "marts", publish.PUBLISHED) as run:
+    with (
+        warehouse.connect(role=roles.TRANSFORMER) as conn,
+        observe.task_run(conn, dag_run_id, "publish", "marts", publish.PUBLISHED) as run,
+    ):
         result = publish.publish(conn, dag_run_id, month)
         run.rows_out, run.detail = result["tables"], result
         return result
@@ -188,7 +195,10 @@ def check_deadlines(month: str, dag_run_id: str | None = None) -> dict[str, Any]
     """Submission status of the month and the two before it; overdue files for the alert callback."""
     from misuse_warehouse import deadlines
 
-    with warehouse.connect() as conn, observe.task_run(conn, dag_run_id, "check_deadlines", "ops", month) as run:
+    with (
+        warehouse.connect(role=roles.TRANSFORMER) as conn,
+        observe.task_run(conn, dag_run_id, "check_deadlines", "ops", month) as run,
+    ):
         statuses = deadlines.check(conn, month)
         result = deadlines.summary(statuses) | {"month": month}
         run.rows_out, run.detail = len(statuses), result["counts"]
