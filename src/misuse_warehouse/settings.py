@@ -38,6 +38,11 @@ def archive_dir() -> Path:
     return Path(os.environ.get("MISUSE_WAREHOUSE_ARCHIVE", home() / "archive"))
 
 
+def reports_dir() -> Path:
+    """Validation reports of files loaded with warnings (refused files have theirs in quarantine)."""
+    return Path(os.environ.get("MISUSE_WAREHOUSE_REPORTS", home() / "reports"))
+
+
 def gx_dir() -> Path:
     return home() / "gx"
 
