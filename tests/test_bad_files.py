@@ -247,3 +247,26 @@ def test_odd_but_valid_file_is_loaded(kind: Kind, warehouse: str, tmp_path: Path
     assert {r["rule"] for r in rows} == set(kind.warnings)
     assert all(r["severity"] == "warning" and r["outcome"] == "loaded with warnings" and r["row"] for r in rows)
     assert "loaded with warnings" in report.read_text(encoding="utf-8")
+
+
+def test_report_file_command_writes_the_report_again(warehouse: str, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from misuse_warehouse.cli import app
+
+    kind = next(k for k in REFUSED if k.name == "code_out_of_list")
+    path = drop(tmp_path, kind, tmp_path / "landing")
+    pipeline.ingest(str(path), RUN_ID)
+    folder = settings.quarantine_dir() / "treatment" / "2025-03"
+    expected = (folder / f"{path.name}.report.csv").read_text()
+    for suffix in (".report.csv", ".report.html"):
+        (folder / f"{path.name}{suffix}").unlink()
+    with psycopg.connect(warehouse) as conn:
+        submission = conn.execute("select max(submission_id) from raw.submissions").fetchone()[0]
+
+    result = CliRunner().invoke(app, ["report-file", str(submission)])
+    assert result.exit_code == 0, result.output
+    assert (folder / f"{path.name}.report.csv").read_text() == expected
+    assert (folder / f"{path.name}.report.html").is_file()
+    result = CliRunner().invoke(app, ["report-file", str(folder / path.name)])
+    assert result.exit_code == 0 and "report:" in result.output

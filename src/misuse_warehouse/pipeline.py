@@ -91,6 +91,26 @@ def ingest(path: str, dag_run_id: str | None = None) -> dict[str, Any]:
     return outcome.as_dict()
 
 
+def report_file(path: Path) -> Path | None:
+    """Write again the validation report of a (quarantined) file: the checks run afresh, nothing is loaded.
+
+    The restatement check compares with the submission in force now. Returns the HTML report,
+    or None when the file passes every check today.
+    """
+    from misuse_warehouse import validation_report
+
+    try:
+        parsed = file_checks.read_file(path)
+        result = gate.check_file(parsed)
+        if not result.success:
+            raise result.refusal()
+        with warehouse.connect() as conn:
+            loader.check_restatement(conn, parsed)
+    except Refusal as refusal:
+        return validation_report.write_for_refusal(path, refusal).html_path
+    return None
+
+
 def pull_police(month: str, dag_run_id: str | None = None) -> dict[str, Any]:
     """Street crimes of every configured area for the month, from data.police.uk (or the demo's stand-in).
 
