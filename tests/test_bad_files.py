@@ -186,11 +186,13 @@ def test_report_withholds_personal_data_of_a_hostile_row(warehouse: str, tmp_pat
         "age_at_referral_10_to_100",
         "adult_18_or_over",
         "housing_problem_code",
+        "injecting_status_code",
     }
     assert all(r["row"] == "2" for r in rows), "every finding names the row"
     for rule in ("client_initials_two_letters", "client_sex_code", "age_at_referral_10_to_100", "adult_18_or_over"):
         assert by_rule[rule]["value"] == "(withheld: personal data)"
     assert by_rule["housing_problem_code"]["value"] == "<script>alert(1)</script>"
+    assert by_rule["injecting_status_code"]["value"] == "'=1+2", "a formula is written as text"
 
     written = _sidecars(folder, path.name)
     assert set(written) == {f"{path.name}.{s}" for s in ("reason.json", "reason.txt", "report.csv", "report.html")}

@@ -139,11 +139,17 @@ def render_csv(file_name: str, outcome: str, findings: list[Finding]) -> str:
                 f.dimension or "",
                 " ".join(f.columns),
                 "" if f.row is None else f.row,
-                "" if f.value is None else f.value,
+                _csv_safe("" if f.value is None else str(f.value)),
                 f.message,
             ]
         )
     return buffer.getvalue()
+
+
+def _csv_safe(value: str) -> str:
+    """A submitted value that a spreadsheet would run as a formula is written as text ('=..., '@...)."""
+    risky = value[:1] in ("=", "+", "@", "\t", "\r") or (value[:1] == "-" and not value[1:2].isdigit())
+    return f"'{value}" if risky else value
 
 
 _STYLE = """
@@ -191,10 +197,11 @@ def render_html(file_name: str, feed: str, period: str, outcome: str, summary: s
     for (severity, rule), items in by_rule.items():
         rows = sorted({f.row for f in items if f.row is not None})
         shown = ", ".join(map(str, rows[:20])) + (f" and {len(rows) - 20} more" if len(rows) > 20 else "")
+        affected = f"{len(rows)} (row{'s' if len(rows) > 1 else ''} {e(shown)})" if rows else ""
         parts.append(
             f'<tr><td class="{e(severity)}">{e(severity)}</td><td><code>{e(rule)}</code></td>'
             f"<td>{e(items[0].message)}</td><td>{e(' '.join(items[0].columns))}</td>"
-            f"<td>{len(rows) or ''}{' (rows ' + e(shown) + ')' if rows else ''}</td></tr>"
+            f"<td>{affected}</td></tr>"
         )
     parts.append("</table><h2>Row by row</h2>")
     parts.append("<table><tr><th>row</th><th>rule</th><th>columns</th><th>value</th></tr>")

@@ -766,11 +766,11 @@ def refused_kinds() -> list[Kind]:  # noqa: PLR0915 - one list, read top to bott
     # Personal data: the report must withhold it (initials, date of birth, sex) and escape markup
     treatment(
         "hostile_personal_data", "rules_broken",
-        "initials 'Q7', date of birth 2019-07-23 (age 5), sex 'Q' and '<script>' as housing_problem",
+        "initials 'Q7', date of birth 2019-07-23 (age 5), sex 'Q'; '<script>' and a spreadsheet formula as codes",
         lambda p: csv_text(
             "treatment",
             changed(t(p), 0, client_initials="Q7", client_dob="2019-07-23", client_sex="Q",
-                    housing_problem="<script>alert(1)</script>"),
+                    housing_problem="<script>alert(1)</script>", injecting_status="=1+2"),
         ),
     )  # fmt: skip
     treatment(
