@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from pathlib import Path
@@ -199,6 +200,35 @@ def status() -> None:
         for row in status_queries.publications(conn):
             pubs.add_row(*(str(v) for v in row))
     console.print(loaded, published, pubs)
+
+
+@app.command("report-file")
+def report_file(
+    target: Annotated[str, typer.Argument(help="a quarantined file, or the submission id of a refused file")],
+) -> None:
+    """Write a refused file's validation report for the submitter again (CSV and HTML beside the file)."""
+    from misuse_warehouse import pipeline, warehouse
+
+    path = Path(target)
+    if target.isdigit():
+        with warehouse.connect() as conn:
+            row = conn.execute(
+                "select file_name from raw.submissions where submission_id = %s and status = 'refused'",
+                (int(target),),
+            ).fetchone()
+        found = sorted(settings.quarantine_dir().glob(f"*/*/{glob.escape(row[0])}")) if row else []
+        if not found:
+            console.print(f"[red]no quarantined file for refused submission {target}[/]")
+            raise typer.Exit(2)
+        path = found[0]
+    if not path.is_file():
+        console.print(f"[red]{path} is not a file[/]")
+        raise typer.Exit(2)
+    report = pipeline.report_file(path.resolve())
+    if report is None:
+        console.print(f"{path.name} passes every check today: no report")
+        return
+    console.print(f"report: {report} (and {report.with_suffix('.csv').name})")
 
 
 @app.command()

@@ -3,10 +3,12 @@
 A resubmission for the same feed, source and period is a new submission that supersedes the
 earlier one (models read the latest); the same bytes as the current submission change nothing.
 The plain attributor is written to raw only, beside its keyed pseudonym.
+A refused file goes to quarantine with its reasons and the submitter's validation report.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
@@ -16,9 +18,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from misuse_warehouse import faults, pseudonymise, settings
-from misuse_warehouse.file_checks import ParsedFile, parse_file_name
-from misuse_warehouse.refusal import Refusal
+from misuse_warehouse import faults, pseudonymise, settings, validation_report
+from misuse_warehouse.file_checks import MAX_EXAMPLES, ParsedFile, parse_file_name
+from misuse_warehouse.refusal import Finding, Refusal
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class Outcome:
     rows: int = 0
     refusal_code: str | None = None
     message: str = ""
+    warnings: int = 0
+    report: str | None = None  # the validation report (HTML) for the submitter, when there is one
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -62,6 +66,48 @@ def duplicate_of(conn: psycopg.Connection, parsed: ParsedFile) -> Outcome | None
         "duplicate",
         current[0],
         message=f"same bytes as submission {current[0]}: nothing changed",
+    )
+
+
+def check_restatement(conn: psycopg.Connection, parsed: ParsedFile) -> None:
+    """Refuse a restatement that leaves out records of the submission it would replace.
+
+    Only for feeds whose contract makes every file whole (`restatement_keeps_records`): a treatment
+    file restates every episode of its twelve-month window, a register every contract past and
+    present, so a record that vanishes from a restatement of the same month is a truncated or
+    filtered export, not a correction. Other feeds may drop lines (a withdrawn ledger line).
+    """
+    contract = parsed.contract
+    if not contract.restatement_keeps_records:
+        return
+    current = _current(conn, parsed)
+    if not current or current[1] == parsed.sha256:
+        return
+    keys = sql.SQL(", ").join(map(sql.Identifier, contract.record_key))
+    earlier = conn.execute(
+        sql.SQL("select distinct {} from raw.{} where submission_id = %s").format(keys, sql.Identifier(contract.table)),
+        (current[0],),
+    ).fetchall()
+    positions = [contract.column_names.index(k) for k in contract.record_key]
+    now = {tuple(str(row[i]) for i in positions) for row in parsed.rows}
+    missing = sorted({tuple(str(v) for v in key) for key in earlier} - now)
+    if not missing:
+        return
+    key_name = ", ".join(contract.record_key)
+    shown = ", ".join("/".join(k) for k in missing[:5]) + (" …" if len(missing) > 5 else "")
+    text = (
+        f"{key_name} of submission {current[0]} left out of this restatement: a restatement replaces the "
+        "month whole, so every record must be sent again"
+    )
+    raise Refusal(
+        "restatement_drops_records",
+        f"this file restates {parsed.name.period} but leaves out {len(missing)} of the {len(earlier)} records "
+        f"of submission {current[0]} ({key_name} {shown}); send every record again",
+        [{key_name: "/".join(k)} for k in missing[:MAX_EXAMPLES]],
+        [
+            Finding("restatement_drops_records", text, "error", "completeness", contract.record_key, None, "/".join(k))
+            for k in missing
+        ],
     )
 
 
@@ -140,9 +186,7 @@ def age_years(born: str | None, on: str | None) -> int | None:
 
 
 def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: str | None = None) -> Outcome:
-    """Audit the refusal, then move the file to quarantine with its reasons beside it."""
-    import hashlib
-
+    """Audit the refusal, then move the file to quarantine with its reasons and report beside it."""
     raw = path.read_bytes()
     try:
         name = parse_file_name(path)
@@ -170,6 +214,7 @@ def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: s
             ),
         ).fetchone()[0]
     target = quarantine(path, refusal)
+    report = target.parent / f"{target.name}.report.html"
     return Outcome(
         path.name,
         feed,
@@ -179,18 +224,43 @@ def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: s
         submission_id,
         refusal_code=refusal.code,
         message=f"{refusal.message} (quarantined at {target})",
+        report=str(report) if report.exists() else None,
     )
 
 
 def quarantine(path: Path, refusal: Refusal) -> Path:
+    """Move the file to quarantine with `.reason.json`, `.reason.txt` and the validation report.
+
+    An earlier refused file of the same name with other bytes is kept under `earlier/`, never overwritten.
+    """
     folder = settings.quarantine_dir() / path.parent.parent.name / path.parent.name
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / path.name
+    if target.exists() and _sha256(target) != _sha256(path):
+        _set_aside(target)
     shutil.move(str(path), target)
     reason = refusal.as_dict() | {"file": path.name, "quarantined_at": datetime.now(UTC).isoformat()}
+    report = validation_report.write_for_refusal(target, refusal)
+    reason["report"] = {"csv": report.csv_path.name, "html": report.html_path.name, "findings": report.findings}
     (folder / f"{path.name}.reason.json").write_text(json.dumps(reason, indent=2, default=str))
-    (folder / f"{path.name}.reason.txt").write_text(_readable(path.name, refusal))
+    (folder / f"{path.name}.reason.txt").write_text(
+        _readable(path.name, refusal) + f"\nValidation report for the submitter: {report.html_path.name}\n"
+    )
     return target
+
+
+def _set_aside(target: Path) -> None:
+    """Keep an earlier quarantined file and its reasons as `earlier/<sha256 prefix>_<name>...`."""
+    earlier = target.parent / "earlier"
+    earlier.mkdir(exist_ok=True)
+    prefix = _sha256(target)[:16]
+    for old in target.parent.iterdir():
+        if old.is_file() and (old.name == target.name or old.name.startswith(f"{target.name}.")):
+            old.rename(earlier / f"{prefix}_{old.name}")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def archive(path: Path, sha256: str) -> Path:

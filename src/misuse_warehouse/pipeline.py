@@ -7,6 +7,7 @@ always started through Airflow (the CLI uses dag.test()).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +60,16 @@ def discover(landing: str | None, month: str) -> list[str]:
 
 
 def ingest(path: str, dag_run_id: str | None = None) -> dict[str, Any]:
-    """Checks, raw gate, load — or quarantine with the reason. Recorded in ops.task_runs and ops.gate_results."""
+    """Checks, raw gate, restatement check, load — or quarantine with the reason and the submitter's report.
+
+    A file loaded with warnings (suppression markers, a provider without a contract in the register)
+    gets its validation report under `<home>/reports/`. Recorded in ops.task_runs and ops.gate_results.
+    """
+    from misuse_warehouse import register_check, validation_report
+
     file = Path(path)
     checked: gate.GateResult | None = None
+    warnings: list = []
     with (
         warehouse.connect(autocommit=True, role=roles.LOADER) as conn,
         observe.task_run(conn, dag_run_id, "ingest", "raw", file.name) as run,
@@ -77,6 +85,8 @@ def ingest(path: str, dag_run_id: str | None = None) -> dict[str, Any]:
             checked = gate.check_file(parsed, dag_run_id)
             if not checked.success:
                 raise checked.refusal()
+            loader.check_restatement(conn, parsed)
+            warnings = parsed.warnings + register_check.provider_contract_warnings(conn, parsed)
             outcome = loader.load(conn, parsed, dag_run_id)
         except Refusal as refusal:
             outcome = loader.refuse(conn, file, refusal, dag_run_id)
@@ -87,9 +97,36 @@ def ingest(path: str, dag_run_id: str | None = None) -> dict[str, Any]:
             observe.record_gate_results(
                 conn, dag_run_id, "raw", checked.suite, file.name, checked.checks, outcome.submission_id
             )
-    if outcome.status != "refused":
-        log.info("%s %s: %s", outcome.status.upper(), file.name, outcome.message)
+    if outcome.status == "refused":
+        return outcome.as_dict()
+    if warnings and outcome.status == "loaded" and outcome.submission_id is not None:
+        report = validation_report.write_for_warnings(
+            file.name, parsed.name.feed, parsed.name.month_folder, outcome.submission_id, warnings
+        )
+        outcome = replace(outcome, warnings=len(warnings), report=str(report.html_path))
+        log.warning("WARNINGS %s: %d, report at %s", file.name, len(warnings), report.html_path)
+    log.info("%s %s: %s", outcome.status.upper(), file.name, outcome.message)
     return outcome.as_dict()
+
+
+def report_file(path: Path) -> Path | None:
+    """Write again the validation report of a (quarantined) file: the checks run afresh, nothing is loaded.
+
+    The restatement check compares with the submission in force now. Returns the HTML report,
+    or None when the file passes every check today.
+    """
+    from misuse_warehouse import validation_report
+
+    try:
+        parsed = file_checks.read_file(path)
+        result = gate.check_file(parsed)
+        if not result.success:
+            raise result.refusal()
+        with warehouse.connect() as conn:
+            loader.check_restatement(conn, parsed)
+    except Refusal as refusal:
+        return validation_report.write_for_refusal(path, refusal).html_path
+    return None
 
 
 def pull_police(month: str, dag_run_id: str | None = None) -> dict[str, Any]:
@@ -216,8 +253,14 @@ def report(outcomes: list[dict[str, Any]], dag_run_id: str | None = None) -> dic
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+        if outcome.get("warnings"):
+            counts["with_warnings"] = counts.get("with_warnings", 0) + 1
     refused = [o for o in outcomes if o["status"] == "refused"]
     if refused:
-        lines = "\n".join(f"  {o['file']}: {o['refusal_code']} — {o['message']}" for o in refused)
+        lines = "\n".join(
+            f"  {o['file']}: {o['refusal_code']} — {o['message']}"
+            + (f"\n    report for the submitter: {o['report']}" if o.get("report") else "")
+            for o in refused
+        )
         raise FilesRefused(f"{len(refused)} file(s) refused and quarantined:\n{lines}")
     return counts

@@ -48,6 +48,11 @@ def retention_months() -> int:
     return int(value)
 
 
+def reports_dir() -> Path:
+    """Validation reports of files loaded with warnings (refused files have theirs in quarantine)."""
+    return Path(os.environ.get("MISUSE_WAREHOUSE_REPORTS", home() / "reports"))
+
+
 def gx_dir() -> Path:
     return home() / "gx"
 
