@@ -44,7 +44,10 @@ LOGINS = {
 COUNT_KPIS = {"T1", "T2", "T7_month", "T7_12m", "T8", "C1_unlinked", "C5_starts", "C5_completions"}
 RATE_KPIS = {"T3_pct_over_21d", "T4", "T5", "T6", "C1", "C3_positivity", "C3_attendance", "C4"}
 # count columns outside kpi_monthly that do not count people: files and areas
-NOT_PERSON_COUNTS = {("dim_provider", "submission_count"), ("dim_provider", "area_count")}
+# counts of files and areas, not of people
+NOT_PERSON_COUNTS = {("dim_provider", "submission_count"), ("dim_provider", "area_count")} | {
+    ("fct_area_month_completeness", f"{kind}_file_count") for kind in ("expected", "received", "missing", "late")
+}
 
 
 def adult(n: int, initials: str, born: str, area: str) -> dict[str, Any]:

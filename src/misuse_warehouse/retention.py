@@ -2,8 +2,8 @@
 
 After the retention (settings.retention_months, counted from when a file was received) the plain
 attributor (initials, date of birth) is blanked in the raw rows, which keep their pseudonym
-`person_key` and the ages derived at load; archived and quarantined files are deleted. Every
-purge is recorded in ops.retention_purges. The `retention` DAG runs this monthly.
+`person_key` and the ages derived at load; archived and quarantined files and validation reports
+are deleted. Every purge is recorded in ops.retention_purges. The `retention` DAG runs this monthly.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from misuse_warehouse import settings
 from misuse_warehouse.contracts import all_contracts
 
 log = logging.getLogger(__name__)
-REASON_SUFFIXES = (".reason.json", ".reason.txt")
+# what is written beside a quarantined file: its refusal reason and the validation report for the submitter
+COMPANION_SUFFIXES = (".reason.json", ".reason.txt", ".report.csv", ".report.html")
 
 
 def cutoff(reference: datetime, months: int) -> datetime:
@@ -73,10 +74,17 @@ def purge_attributors(conn: psycopg.Connection, cut: datetime, dag_run_id: str |
 
 
 def purge_files(conn: psycopg.Connection, cut: datetime, dag_run_id: str | None = None) -> list[dict[str, Any]]:
-    """Delete archived and quarantined landing files received before `cut` (file time kept at archiving)."""
+    """Delete archived and quarantined landing files, and validation reports, received before `cut`.
+
+    File times are kept at archiving, so a file's age is its arrival, not its last move.
+    """
     results = []
     with conn.transaction():
-        for target, folder in (("archive", settings.archive_dir()), ("quarantine", settings.quarantine_dir())):
+        for target, folder in (
+            ("archive", settings.archive_dir()),
+            ("quarantine", settings.quarantine_dir()),
+            ("reports", settings.reports_dir()),
+        ):
             deleted = _delete_older(folder, cut.timestamp())
             results.append(_record(conn, cut, dag_run_id, target, files=deleted))
             log.info("retention: %s files deleted from %s (%s)", deleted, target, folder)
@@ -84,14 +92,14 @@ def purge_files(conn: psycopg.Connection, cut: datetime, dag_run_id: str | None 
 
 
 def _delete_older(folder: Path, before: float) -> int:
-    """Files modified before `before`, with the refusal reasons beside them; then empty folders."""
+    """Files modified before `before`, with what was written beside them; then empty folders."""
     if not folder.exists():
         return 0
     deleted = 0
     for path in sorted(folder.rglob("*")):
-        if not path.is_file() or path.name.endswith(REASON_SUFFIXES) or path.stat().st_mtime >= before:
+        if not path.is_file() or path.name.endswith(COMPANION_SUFFIXES) or path.stat().st_mtime >= before:
             continue
-        for reason in (path.with_name(path.name + suffix) for suffix in REASON_SUFFIXES):
+        for reason in (path.with_name(path.name + suffix) for suffix in COMPANION_SUFFIXES):
             reason.unlink(missing_ok=True)
         path.unlink()
         deleted += 1
