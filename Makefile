@@ -8,7 +8,7 @@ export GX_ANALYTICS_ENABLED := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test test-distributed lint manifest airflow dbt-docs lock clean
+.PHONY: install demo test test-backfill test-distributed lint manifest airflow dbt-docs lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ demo: install manifest
 test: install manifest
 	$(BIN)/ruff check src dags tests
 	$(BIN)/python -m pytest
+
+# Not part of `make test`: Airflow's own backfill run by a real scheduler, failed month re-run (about 10 min).
+test-backfill: install manifest
+	$(BIN)/python -m pytest -m scheduler tests/test_backfill.py
 
 # Not part of `make test`: CeleryExecutor with Redis, two workers, one killed mid-run (about 10 min).
 # Installs Debian's redis-server when none is on PATH (needs root; the target starts its own on loopback).
