@@ -27,12 +27,14 @@ _VALUE_PATTERNS = {
     "month": re.compile(r"^\d{4}-\d{2}$"),
     "integer": re.compile(r"^-?\d+$"),
     "money": re.compile(r"^-?\d+(\.\d{1,2})?$"),
+    "decimal": re.compile(r"^-?\d+(\.\d+)?$"),
 }
 _TYPE_HINTS = {
     "date": "a date YYYY-MM-DD",
     "month": "a month YYYY-MM",
     "integer": "a whole number",
     "money": "pounds with at most two decimals, no £ sign or thousands separator",
+    "decimal": "a plain decimal number such as 12.3456",
 }
 
 
@@ -170,7 +172,7 @@ def _typed_text(
 ) -> str | None:
     if value == "":
         return None
-    if type_ in ("integer", "money") and value in SUPPRESSION_MARKERS:
+    if type_ in ("integer", "money", "decimal") and value in SUPPRESSION_MARKERS:
         notes.append(f"line {line}: {column} '{value}' is a suppression marker, loaded as NULL")
         return None
     pattern = _VALUE_PATTERNS.get(type_)
