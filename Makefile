@@ -8,7 +8,7 @@ export GX_ANALYTICS_ENABLED := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test lint manifest airflow dbt-docs lock clean
+.PHONY: install demo test test-distributed lint manifest airflow dbt-docs lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,14 @@ demo: install manifest
 test: install manifest
 	$(BIN)/ruff check src dags tests
 	$(BIN)/python -m pytest
+
+# Not part of `make test`: CeleryExecutor with Redis, two workers, one killed mid-run (about 10 min).
+# Installs Debian's redis-server when none is on PATH (needs root; the target starts its own on loopback).
+test-distributed: install manifest
+	@command -v redis-server >/dev/null || [ -n "$$REDIS_SERVER" ] || { \
+	  echo "redis-server not found: installing Debian's redis-server"; \
+	  apt-get install -y -qq redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }; }
+	$(BIN)/python -m misuse_warehouse.distributed
 
 airflow: install manifest
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m misuse_warehouse.airflow_ui

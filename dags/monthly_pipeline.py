@@ -1,4 +1,5 @@
-"""Monthly pipeline: land → file checks → raw gate → load → dbt (one task per model) → mart gate → publish.
+"""Monthly pipeline: land → file checks → raw gate → load → dbt (one task per model) → mart gate → publish
+→ deadline check (late-feed alerts) and run report.
 
 The reporting month is the run's data interval (a calendar month, Europe/London), never the
 wall clock. The `landing` param points the run at any folder in the landing layout.
@@ -94,11 +95,16 @@ def monthly_pipeline() -> None:
         context["outlet_events"][MARTS].extra = {"month": month, **result}
         return result
 
+    @task(on_success_callback=orchestration.alert_late_feeds)
+    def check_deadlines(month: str) -> dict:
+        return pipeline.check_deadlines(month, get_current_context()["run_id"])
+
     @task(retries=0)
     def report(outcomes: list[dict]) -> dict:
         return pipeline.report(list(outcomes), get_current_context()["run_id"])
 
     orchestration.watch_after_build(transform)
+    orchestration.record_dbt_runs(transform)
 
     month = reporting_month()
     files = discover(month)
@@ -108,7 +114,7 @@ def monthly_pipeline() -> None:
     police = pull_police(month)
     prepared >> police
     published = publish(month)
-    [outcomes, police] >> transform >> mart_gate() >> published >> report(outcomes)
+    [outcomes, police] >> transform >> mart_gate() >> published >> [report(outcomes), check_deadlines(month)]
 
 
 monthly_pipeline()

@@ -116,7 +116,7 @@ def test_optional_column_may_be_absent(landing: Path) -> None:
     ("field", "value", "code"),
     [
         ("referral_date", "10/01/2025", "bad_date"),
-        ("referral_date", "2025-02-30", "bad_date"),
+        ("referral_date", "2025-02-30", "impossible_date"),
         ("submission_month", "March 2025", "bad_month"),
         ("top_start_days_used", "12.5", "bad_integer"),
     ],

@@ -9,13 +9,19 @@ leave the published marts as they were. Expected figures are worked out in comme
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from feeds import treatment_row, write_feed_file, write_treatment_file
+
+from misuse_warehouse import deadlines
 
 MEDWAY = "E06000035"
 HEREFORDSHIRE = "E06000019"
@@ -214,12 +220,22 @@ def contract_versions(pipeline: Any) -> list[tuple]:
 
 
 @pytest.fixture(scope="class")
-def funding(pipeline: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def funding(pipeline: Any, tmp_path_factory: pytest.TempPathFactory, make_httpserver: Any) -> dict[str, Any]:
     landing = tmp_path_factory.mktemp("funding")
     pipeline.reset()
     write_months(landing)
-    for month in ("2024-04", "2025-03", "2025-04", "2025-05"):
-        pipeline.run_month(landing, month)
+    # late-feed alerts go to a webhook: a local one records them
+    make_httpserver.expect_request("/late-feeds", method="POST").respond_with_data("ok")
+    os.environ[deadlines.WEBHOOK_ENV] = make_httpserver.url_for("/late-feeds")
+    try:
+        for month in ("2024-04", "2025-03", "2025-04", "2025-05"):
+            pipeline.run_month(landing, month)
+    finally:
+        os.environ.pop(deadlines.WEBHOOK_ENV)
+    alerts = [json.loads(request.get_data()) for request, _ in make_httpserver.log]
+    submission_status = pipeline.query(
+        "select expected_submission_id, status, days_late, due_date from ops.submission_status order by 1"
+    )
     before = {
         "april": figures(pipeline, MEDWAY, "2025-04"),
         "may": figures(pipeline, MEDWAY, "2025-05"),
@@ -267,6 +283,8 @@ def funding(pipeline: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str
         "failed": failed,
         "checksums_kept": pipeline.checksums() == checksums,
         "pipeline": pipeline,
+        "alerts": alerts,
+        "submission_status": submission_status,
     }
 
 
@@ -380,3 +398,65 @@ class TestFunding:
         assert funding["unknown_contracts"] == [("C99",)]
         assert funding["checksums_kept"]
         assert "publish" not in [t for t, s in failed.task_states.items() if s == "success"]
+
+    def test_expected_submissions_late_and_missing_files(self, funding: dict) -> None:
+        # expected: Medway's ledger and register from 2025-03, Herefordshire's ledger from 2025-04,
+        # and treatment from P0001 (C01, adult_community, live throughout) — P0003 holds C02 but
+        # never sends treatment files. P0001 sent April only; Herefordshire's May ledger never came.
+        pipeline = funding["pipeline"]
+        expected = pipeline.query(
+            "select feed, source_code, area_id, to_char(month, 'YYYY-MM'), due_date::text, is_received, is_late "
+            "from marts.fct_expected_submissions order by 4, 1, 2, 3"
+        )
+        assert [row[:4] + (row[5],) for row in expected] == [
+            ("contracts", MEDWAY, MEDWAY, "2025-03", True),
+            ("funding", MEDWAY, MEDWAY, "2025-03", True),
+            ("treatment", "P0001", MEDWAY, "2025-03", False),
+            ("contracts", MEDWAY, MEDWAY, "2025-04", True),
+            ("funding", HEREFORDSHIRE, HEREFORDSHIRE, "2025-04", True),
+            ("funding", MEDWAY, MEDWAY, "2025-04", True),
+            ("treatment", "P0001", MEDWAY, "2025-04", True),
+            ("contracts", MEDWAY, MEDWAY, "2025-05", True),
+            ("funding", HEREFORDSHIRE, HEREFORDSHIRE, "2025-05", False),
+            ("funding", MEDWAY, MEDWAY, "2025-05", True),
+            ("treatment", "P0001", MEDWAY, "2025-05", False),
+        ]
+        due = {(row[0], row[3]): row[4] for row in expected}
+        # due on the seed's day of the following month
+        assert due["treatment", "2025-03"] == "2025-04-15"
+        assert due["funding", "2025-05"] == "2025-06-20"
+        assert due["contracts", "2025-04"] == "2025-05-20"
+        # the test's files landed today, long after their due dates
+        assert all(row[6] for row in expected if row[5])
+        completeness = pipeline.query(
+            "select area_id, to_char(month, 'YYYY-MM'), expected_file_count, received_file_count, is_complete, "
+            "missing_files from marts.fct_area_month_completeness order by 2, 1"
+        )
+        assert completeness == [
+            (MEDWAY, "2025-03", 3, 2, False, "treatment P0001"),
+            (HEREFORDSHIRE, "2025-04", 1, 1, True, None),
+            (MEDWAY, "2025-04", 3, 3, True, None),
+            (HEREFORDSHIRE, "2025-05", 1, 0, False, "funding E06000019"),
+            (MEDWAY, "2025-05", 3, 2, False, "treatment P0001"),
+        ]
+
+    def test_overdue_files_raise_an_alert_naming_source_feed_month_and_days(self, funding: dict) -> None:
+        today = datetime.now(ZoneInfo("Europe/London")).date()
+        status = {row[0]: row[1:] for row in funding["submission_status"]}
+        march_treatment = status[f"treatment|P0001|{MEDWAY}|2025-03"]
+        assert march_treatment[0] == "overdue"
+        assert march_treatment[1] == (today - date(2025, 4, 15)).days
+        assert status[f"funding|{HEREFORDSHIRE}|{HEREFORDSHIRE}|2025-05"][0] == "overdue"
+        assert status[f"contracts|{MEDWAY}|{MEDWAY}|2025-05"][0] == "late"
+        # the May run's callback posted every overdue file of March to May
+        may = [alert for alert in funding["alerts"] if alert["month"] == "2025-05"]
+        assert may, "no alert for the May run"
+        lines = may[-1]["overdue"]
+        assert len(lines) == 3
+        assert (
+            f"treatment file from P0001 for 2025-03 (area {MEDWAY}) is {(today - date(2025, 4, 15)).days} days late: "
+            "due 2025-04-15, not received"
+        ) in lines
+        assert any(line.startswith(f"funding file from {HEREFORDSHIRE} for 2025-05") for line in lines)
+        # the 2024-04 run (grants only) expects nothing and alerts nothing
+        assert not [alert for alert in funding["alerts"] if alert["month"] == "2024-04"]

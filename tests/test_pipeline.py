@@ -33,11 +33,16 @@ def test_month_end_to_end_publishes_and_a_resubmission_replaces(pipeline, landin
     assert published == 1
     # BI reads marts only; nothing of the build lingers
     assert pipeline.query("select count(*) from pg_namespace where nspname = 'marts_next'") == [(0,)]
+    _assert_run_observed(pipeline, result.run_id)
 
     # the same bytes again: nothing changes
     before = pipeline.checksums()
-    pipeline.run_month(landing, "2025-03")
+    again = pipeline.run_month(landing, "2025-03")
     assert pipeline.checksums() == before
+    assert pipeline.query(
+        "select status, rows_in, rows_out from ops.task_runs where dag_run_id = %s and task_id = 'ingest'",
+        (again.run_id,),
+    ) == [("duplicate", 6, 0)]
     assert pipeline.query("select count(*) from raw.submissions") == [(1,)]
 
     # a restatement with two more people replaces the earlier file whole
@@ -50,6 +55,50 @@ def test_month_end_to_end_publishes_and_a_resubmission_replaces(pipeline, landin
     assert t1[0][0] == 8
     latest = pipeline.query("select max(submission_id)::text from raw.submissions")[0][0]
     assert t1[0][1] == [latest]
+
+
+def _assert_run_observed(pipeline, run_id: str) -> None:  # noqa: ANN001
+    """ops.task_runs, ops.gate_results and ops.layer_rows describe the run that just published."""
+    ingested = pipeline.query(
+        "select target, status, rows_in, rows_out from ops.task_runs where dag_run_id = %s and task_id = 'ingest'",
+        (run_id,),
+    )
+    assert ingested == [("treatment_P0001_2025-03.csv", "loaded", 6, 6)]
+    kpi_rows = pipeline.query("select count(*) from marts.kpi_monthly")[0][0]
+    built = pipeline.query(
+        "select layer, status, rows_out, seconds > 0 from ops.task_runs "
+        "where dag_run_id = %s and task_id like 'model.%%.kpi_monthly'",
+        (run_id,),
+    )
+    assert built == [("marts", "success", kpi_rows, True)]
+    assert (
+        pipeline.query(
+            "select count(*) from ops.task_runs where dag_run_id = %s and layer = 'dbt_test' and status = 'pass'",
+            (run_id,),
+        )[0][0]
+        > 50
+    )
+    raw_suite = json.loads((settings.EXPECTATIONS_DIR / "raw_treatment.json").read_text())
+    raw_checks = pipeline.query(
+        "select count(*), bool_and(is_success), count(distinct dimension), bool_and(submission_id is not null) "
+        "from ops.gate_results where dag_run_id = %s and gate = 'raw'",
+        (run_id,),
+    )
+    assert raw_checks == [(len(raw_suite["expectations"]), True, 4, True)]
+    mart_checks = pipeline.query(
+        "select count(*) > 0, bool_and(is_success) from ops.gate_results where dag_run_id = %s and gate = 'marts'",
+        (run_id,),
+    )
+    assert mart_checks == [(True, True)]
+    assert pipeline.query(
+        "select row_count from ops.layer_rows where dag_run_id = %s and layer = 'marts' and table_name = 'kpi_monthly'",
+        (run_id,),
+    ) == [(kpi_rows,)]
+    assert {t for (t,) in pipeline.query("select task_id from ops.task_runs where dag_run_id = %s", (run_id,))} >= {
+        "ingest",
+        "mart_gate",
+        "publish",
+    }
 
 
 def test_refused_file_is_quarantined_and_the_run_fails_loudly(pipeline, landing: Path) -> None:  # noqa: ANN001
@@ -65,6 +114,13 @@ def test_refused_file_is_quarantined_and_the_run_fails_loudly(pipeline, landing:
     assert not bad.exists()
     reason = settings.quarantine_dir() / "treatment" / "2025-03" / f"{bad.name}.reason.json"
     assert json.loads(reason.read_text())["code"] == "rule_broken:discharge_date_on_or_after_referral"
+    # the broken rule, with its dimension, against the refused submission
+    failed_checks = pipeline.query(
+        """select g.rule, g.dimension, g.unexpected_count, s.status from ops.gate_results g
+           join raw.submissions s using (submission_id) where g.dag_run_id = %s and not g.is_success""",
+        (result.run_id,),
+    )
+    assert failed_checks == [("discharge_date_on_or_after_referral", "consistency", 1, "refused")]
     sources = pipeline.query("select distinct unnest(source_submissions) from marts.kpi_monthly")
     loaded = pipeline.query("select submission_id::text from raw.submissions where status = 'loaded'")
     assert sources == loaded

@@ -18,8 +18,8 @@
         select
             *,
             case disclosure_rule
-                when 'count' then coalesce(value between 1 and 4, false)
-                when 'rate' then coalesce(numerator between 1 and 4 or denominator between 1 and 4, false)
+                when 'count' then {{ is_small_count('value') }}
+                when 'rate' then {{ is_small_count('numerator') }} or {{ is_small_count('denominator') }}
                 when 'always' then true
                 else false
             end as is_primary_suppressed
@@ -65,4 +65,15 @@
         is_provisional,
         source_submissions
     from suppression
+{%- endmacro %}
+
+
+{#- The disclosure threshold, in one place: a count of persons (or episodes) from 1 to 4. -#}
+{% macro is_small_count(expression) -%}
+    coalesce(({{ expression }}) between 1 and 4, false)
+{%- endmacro %}
+
+{#- A count published outside kpi_monthly (e.g. a dimension's episode count): NULL when small. -#}
+{% macro suppress_small_count(expression) -%}
+    case when not {{ is_small_count(expression) }} then {{ expression }} end
 {%- endmacro %}

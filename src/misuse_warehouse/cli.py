@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import glob
 import os
 import time
 from pathlib import Path
@@ -40,6 +41,16 @@ def url() -> None:
 
 
 @app.command()
+def migrate() -> None:
+    """Create or update the warehouse's schemas and audit tables (idempotent; a deployment's init runs it)."""
+    from misuse_warehouse import migrations, warehouse
+
+    with warehouse.connect() as conn:
+        migrations.migrate(conn)
+    console.print(f"warehouse migrated: {warehouse.url().rsplit('@', 1)[-1]}")
+
+
+@app.command()
 def simulate(
     out: Annotated[Path, typer.Option(help="landing folder to write")],
     months: Annotated[str, typer.Option(help="YYYY-MM:YYYY-MM or a comma list")],
@@ -68,8 +79,9 @@ def run(
     landing: Annotated[Path | None, typer.Option(help="landing folder (default .local/landing)")] = None,
 ) -> None:
     """Process one reporting month through the monthly DAG (dag.test)."""
-    from misuse_warehouse import pseudonymise
+    from misuse_warehouse import pseudonymise, runtime
 
+    runtime.configure()  # the secret may come from an Airflow secrets backend
     try:
         pseudonymise.secret()
     except pseudonymise.MissingSecretError as missing:
@@ -83,13 +95,7 @@ def _run_months(months: list[str], landing: Path | None):  # noqa: ANN202
     from misuse_warehouse import runner
 
     results = []
-    columns = (
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as progress:
+    with Progress(*_progress_columns(), console=console) as progress:
         task = progress.add_task("monthly pipeline", total=len(months))
         for month in months:
             progress.update(task, description=f"monthly pipeline {month}")
@@ -130,10 +136,9 @@ def report(
 ) -> None:
     """Write the performance pack (HTML with embedded charts, and the PNGs) from the published marts."""
     from misuse_warehouse import report as pack
-    from misuse_warehouse import warehouse
 
     try:
-        with warehouse.connect() as conn:
+        with pack.connect() as conn:
             written = pack.write_pack(conn, area, month, out)
     except pack.PackError as error:
         console.print(f"[red]{error}[/]")
@@ -141,6 +146,78 @@ def report(
     console.print(f"performance pack for {written.area_name} ({area}), {month}: {written.html}")
     for chart in written.charts:
         console.print(f"  chart: {chart}")
+
+
+@app.command()
+def backfill(
+    from_: Annotated[str, typer.Option("--from", help="first reporting month YYYY-MM")],
+    to: Annotated[str, typer.Option(help="last reporting month YYYY-MM")],
+    landing: Annotated[Path | None, typer.Option(help="landing folder (default .local/landing)")] = None,
+) -> None:
+    """Months through Airflow's own backfill (scheduler-run); run again to resume an interrupted one."""
+    from misuse_warehouse import backfill as backfills
+    from misuse_warehouse import pseudonymise
+
+    try:
+        pseudonymise.secret()
+    except pseudonymise.MissingSecretError as missing:
+        console.print(f"[red]{missing}[/]")
+        raise typer.Exit(2) from missing
+    months = _months(f"{from_}:{to}")
+    with Progress(*_progress_columns(), console=console) as progress:
+        task = progress.add_task(f"backfill {from_} to {to}", total=len(months))
+
+        def show(states: list) -> None:  # noqa: ANN001
+            done = [s for s in states if s.state == "success" or s.state.startswith("skipped")]
+            running = [s.month for s in states if s.state in ("queued", "running")]
+            progress.update(task, completed=len(done), description=f"backfill: running {', '.join(running) or '-'}")
+
+        result = backfills.run(from_, to, landing, progress=show)
+    console.print(f"backfill {result.backfill_id}" + (" (resumed)" if result.resumed else ""))
+    for state in result.months:
+        colour = "green" if state.state == "success" else ("yellow" if state.state.startswith("skipped") else "red")
+        console.print(f"  [{colour}]{state.month}: {state.state}[/]")
+    raise typer.Exit(0 if result.succeeded else 1)
+
+
+def _progress_columns() -> tuple:
+    return (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+    )
+
+
+@app.command()
+def rekey(
+    yes: Annotated[bool, typer.Option("--yes", help="confirm: every raw person_key is recomputed")] = False,
+) -> None:
+    """After rotating the pseudonymisation secret: recompute every raw person_key with the new one.
+
+    Reads the new secret as `run` does (environment or Airflow secrets backend). The next run of
+    the monthly pipeline rebuilds and republishes the marts from the re-keyed rows.
+    """
+    from misuse_warehouse import migrations, pseudonymise, roles, runtime, warehouse
+    from misuse_warehouse import rekey as rekeying
+
+    runtime.configure()
+    try:
+        key = pseudonymise.secret()
+    except pseudonymise.MissingSecretError as missing:
+        console.print(f"[red]{missing}[/]")
+        raise typer.Exit(2) from missing
+    if not yes:
+        console.print("[red]re-keying rewrites every raw person_key with the current secret: add --yes[/]")
+        raise typer.Exit(2)
+    with warehouse.connect() as conn:
+        migrations.migrate(conn)
+    with warehouse.connect(role=roles.LOADER) as conn:
+        summary = rekeying.rekey(conn, key)
+    done = Table("raw table", "rows re-keyed", "purged rows mapped", "purged rows unmatched", title="Re-keyed")
+    for row in summary:
+        done.add_row(str(row["table"]), str(row["rekeyed"]), str(row["purged_mapped"]), str(row["purged_unmatched"]))
+    console.print(done, "Run the monthly pipeline for the latest month to republish the marts.")
 
 
 @app.command()
@@ -160,6 +237,35 @@ def status() -> None:
         for row in status_queries.publications(conn):
             pubs.add_row(*(str(v) for v in row))
     console.print(loaded, published, pubs)
+
+
+@app.command("report-file")
+def report_file(
+    target: Annotated[str, typer.Argument(help="a quarantined file, or the submission id of a refused file")],
+) -> None:
+    """Write a refused file's validation report for the submitter again (CSV and HTML beside the file)."""
+    from misuse_warehouse import pipeline, warehouse
+
+    path = Path(target)
+    if target.isdigit():
+        with warehouse.connect() as conn:
+            row = conn.execute(
+                "select file_name from raw.submissions where submission_id = %s and status = 'refused'",
+                (int(target),),
+            ).fetchone()
+        found = sorted(settings.quarantine_dir().glob(f"*/*/{glob.escape(row[0])}")) if row else []
+        if not found:
+            console.print(f"[red]no quarantined file for refused submission {target}[/]")
+            raise typer.Exit(2)
+        path = found[0]
+    if not path.is_file():
+        console.print(f"[red]{path} is not a file[/]")
+        raise typer.Exit(2)
+    report = pipeline.report_file(path.resolve())
+    if report is None:
+        console.print(f"{path.name} passes every check today: no report")
+        return
+    console.print(f"report: {report} (and {report.with_suffix('.csv').name})")
 
 
 @app.command()
@@ -213,7 +319,7 @@ def demo(
     area = [a.strip() for a in areas.split(",")][0]
     published = [r.month for r in results if r.succeeded]
     if published:
-        with warehouse.connect() as conn:
+        with pack.connect() as conn:
             written = pack.write_pack(conn, area, published[-1], pack.default_out_dir())
         console.print(f"\nperformance pack for {written.area_name}, {published[-1]}: [bold]{written.html}[/]")
     if not (benchmark_run.succeeded and all(r.succeeded for r in results)):
@@ -237,6 +343,7 @@ def _summary(results, url_: str, elapsed: float) -> None:  # noqa: ANN001
     docs = gate.data_docs_index()
     console.print("\nWhere to look:")
     console.print(f"  published marts: schema [bold]marts[/] at {url_}")
+    console.print("  person-level marts (role public_health): schema [bold]marts_person[/]")
     console.print(f"  psql: psql '{url_}' -c 'select * from marts.kpi_monthly limit 20'")
     console.print(f"  GX Data Docs: file://{docs}")
     console.print(f"  dbt docs: make dbt-docs, then open {settings.DBT_PROJECT_DIR / 'target' / 'index.html'}")

@@ -59,13 +59,32 @@ class Contract:
     columns: tuple[Column, ...]
     derived: tuple[Derived, ...] = ()
     attributor: dict[str, str] = field(default_factory=dict)
+    # every file is whole: a restatement of a month may not leave out a record of the one it replaces
+    restatement_keeps_records: bool = False
 
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
+    @property
+    def hidden_columns(self) -> frozenset[str]:
+        """Person identifiers and what is computed from them (an age): never shown in any message or report."""
+        personal = set(self.attributor.values())
+        derived = {d.name for d in self.derived if personal.intersection(d.args)}
+        return frozenset(personal | derived)
+
     def source_ok(self, source: str) -> bool:
         return re.fullmatch(self.source_pattern, source) is not None
+
+    @property
+    def plain_attributor(self) -> tuple[str, ...]:
+        """Columns that identify a person (initials, date of birth): raw zone only, purged after retention."""
+        return tuple(self.attributor[role] for role in ("initials", "dob") if role in self.attributor)
+
+    @property
+    def stored_ages(self) -> tuple[Derived, ...]:
+        """Ages derived from the date of birth, kept in raw so the date of birth itself can be purged."""
+        return tuple(d for d in self.derived if d.kind == "age_years")
 
 
 def _parse(path: Path) -> Contract:
@@ -81,6 +100,7 @@ def _parse(path: Path) -> Contract:
         columns=tuple(Column(**c) for c in data["columns"]),
         derived=tuple(Derived(d["name"], d["kind"], tuple(d["args"])) for d in data.get("derived", [])),
         attributor=data.get("attributor", {}),
+        restatement_keeps_records=data.get("restatement_keeps_records", False),
     )
 
 

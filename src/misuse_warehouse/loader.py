@@ -3,22 +3,24 @@
 A resubmission for the same feed, source and period is a new submission that supersedes the
 earlier one (models read the latest); the same bytes as the current submission change nothing.
 The plain attributor is written to raw only, beside its keyed pseudonym.
+A refused file goes to quarantine with its reasons and the submitter's validation report.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
 from psycopg import sql
 
-from misuse_warehouse import pseudonymise, settings
-from misuse_warehouse.file_checks import ParsedFile, parse_file_name
-from misuse_warehouse.refusal import Refusal
+from misuse_warehouse import faults, pseudonymise, settings, validation_report
+from misuse_warehouse.file_checks import MAX_EXAMPLES, ParsedFile, parse_file_name
+from misuse_warehouse.refusal import Finding, Refusal
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class Outcome:
     rows: int = 0
     refusal_code: str | None = None
     message: str = ""
+    warnings: int = 0
+    report: str | None = None  # the validation report (HTML) for the submitter, when there is one
 
     def as_dict(self) -> dict:
         return self.__dict__.copy()
@@ -65,6 +69,48 @@ def duplicate_of(conn: psycopg.Connection, parsed: ParsedFile) -> Outcome | None
     )
 
 
+def check_restatement(conn: psycopg.Connection, parsed: ParsedFile) -> None:
+    """Refuse a restatement that leaves out records of the submission it would replace.
+
+    Only for feeds whose contract makes every file whole (`restatement_keeps_records`): a treatment
+    file restates every episode of its twelve-month window, a register every contract past and
+    present, so a record that vanishes from a restatement of the same month is a truncated or
+    filtered export, not a correction. Other feeds may drop lines (a withdrawn ledger line).
+    """
+    contract = parsed.contract
+    if not contract.restatement_keeps_records:
+        return
+    current = _current(conn, parsed)
+    if not current or current[1] == parsed.sha256:
+        return
+    keys = sql.SQL(", ").join(map(sql.Identifier, contract.record_key))
+    earlier = conn.execute(
+        sql.SQL("select distinct {} from raw.{} where submission_id = %s").format(keys, sql.Identifier(contract.table)),
+        (current[0],),
+    ).fetchall()
+    positions = [contract.column_names.index(k) for k in contract.record_key]
+    now = {tuple(str(row[i]) for i in positions) for row in parsed.rows}
+    missing = sorted({tuple(str(v) for v in key) for key in earlier} - now)
+    if not missing:
+        return
+    key_name = ", ".join(contract.record_key)
+    shown = ", ".join("/".join(k) for k in missing[:5]) + (" …" if len(missing) > 5 else "")
+    text = (
+        f"{key_name} of submission {current[0]} left out of this restatement: a restatement replaces the "
+        "month whole, so every record must be sent again"
+    )
+    raise Refusal(
+        "restatement_drops_records",
+        f"this file restates {parsed.name.period} but leaves out {len(missing)} of the {len(earlier)} records "
+        f"of submission {current[0]} ({key_name} {shown}); send every record again",
+        [{key_name: "/".join(k)} for k in missing[:MAX_EXAMPLES]],
+        [
+            Finding("restatement_drops_records", text, "error", "completeness", contract.record_key, None, "/".join(k))
+            for k in missing
+        ],
+    )
+
+
 def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = None) -> Outcome:
     contract, name = parsed.contract, parsed.name
     key = pseudonymise.secret() if contract.attributor else b""
@@ -93,11 +139,16 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
         ).fetchone()[0]
         columns = ["submission_id", "source_row", *contract.column_names]
         attributor = contract.attributor
+        ages = [
+            (contract.column_names.index(a.args[0]), contract.column_names.index(a.args[1]))
+            for a in contract.stored_ages
+        ]
         if attributor:
-            columns.append("person_key")
+            columns += ["person_key", *(a.name for a in contract.stored_ages)]
             positions = {role: contract.column_names.index(col) for role, col in attributor.items()}
-        copy = sql.SQL("copy raw.{} ({}) from stdin").format(
-            sql.Identifier(contract.table), sql.SQL(", ").join(map(sql.Identifier, columns))
+        # every name is a quoted identifier and every value a COPY field: file content never becomes SQL
+        copy = sql.SQL("copy {} ({}) from stdin").format(
+            sql.Identifier("raw", contract.table), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
         with conn.cursor().copy(copy) as writer:
             for line, values in zip(parsed.line_numbers, parsed.rows, strict=True):
@@ -105,7 +156,9 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
                 if attributor:
                     initials, dob, sex = (values[positions[r]] for r in ("initials", "dob", "sex"))
                     record.append(pseudonymise.person_key(key, initials or "", dob or "", sex or ""))
+                    record += [age_years(values[born], values[on]) for born, on in ages]
                 writer.write_row(record)
+        faults.hold("copy")
         conn.execute(
             "update raw.submissions set loaded_at = now(), row_count = %s where submission_id = %s",
             (len(parsed.rows), submission_id),
@@ -124,10 +177,16 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
     )
 
 
-def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: str | None = None) -> Outcome:
-    """Audit the refusal, then move the file to quarantine with its reasons beside it."""
-    import hashlib
+def age_years(born: str | None, on: str | None) -> int | None:
+    """Whole years from `born` to `on` (ISO dates), as Postgres' extract(year from age(on, born))."""
+    if not born or not on:
+        return None
+    born_date, on_date = date.fromisoformat(born), date.fromisoformat(on)
+    return on_date.year - born_date.year - ((on_date.month, on_date.day) < (born_date.month, born_date.day))
 
+
+def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: str | None = None) -> Outcome:
+    """Audit the refusal, then move the file to quarantine with its reasons and report beside it."""
     raw = path.read_bytes()
     try:
         name = parse_file_name(path)
@@ -135,11 +194,11 @@ def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: s
     except Refusal:
         feed, source, period, start = path.parent.parent.name, "?", path.parent.name, None
     with conn.transaction():
-        conn.execute(
+        submission_id = conn.execute(
             """insert into raw.submissions (feed, source_code, period_start, file_name, file_sha256,
                    file_bytes, received_at, status, refusal_code, refusal_reason, dag_run_id)
                values (%s, %s, coalesce(%s, to_date(%s || '-01', 'YYYY-MM-DD'), date '1900-01-01'),
-                       %s, %s, %s, %s, 'refused', %s, %s, %s)""",
+                       %s, %s, %s, %s, 'refused', %s, %s, %s) returning submission_id""",
             (
                 feed,
                 source,
@@ -153,28 +212,55 @@ def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: s
                 refusal.message,
                 dag_run_id,
             ),
-        )
+        ).fetchone()[0]
     target = quarantine(path, refusal)
+    report = target.parent / f"{target.name}.report.html"
     return Outcome(
         path.name,
         feed,
         source,
         period,
         "refused",
+        submission_id,
         refusal_code=refusal.code,
         message=f"{refusal.message} (quarantined at {target})",
+        report=str(report) if report.exists() else None,
     )
 
 
 def quarantine(path: Path, refusal: Refusal) -> Path:
+    """Move the file to quarantine with `.reason.json`, `.reason.txt` and the validation report.
+
+    An earlier refused file of the same name with other bytes is kept under `earlier/`, never overwritten.
+    """
     folder = settings.quarantine_dir() / path.parent.parent.name / path.parent.name
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / path.name
+    if target.exists() and _sha256(target) != _sha256(path):
+        _set_aside(target)
     shutil.move(str(path), target)
     reason = refusal.as_dict() | {"file": path.name, "quarantined_at": datetime.now(UTC).isoformat()}
+    report = validation_report.write_for_refusal(target, refusal)
+    reason["report"] = {"csv": report.csv_path.name, "html": report.html_path.name, "findings": report.findings}
     (folder / f"{path.name}.reason.json").write_text(json.dumps(reason, indent=2, default=str))
-    (folder / f"{path.name}.reason.txt").write_text(_readable(path.name, refusal))
+    (folder / f"{path.name}.reason.txt").write_text(
+        _readable(path.name, refusal) + f"\nValidation report for the submitter: {report.html_path.name}\n"
+    )
     return target
+
+
+def _set_aside(target: Path) -> None:
+    """Keep an earlier quarantined file and its reasons as `earlier/<sha256 prefix>_<name>...`."""
+    earlier = target.parent / "earlier"
+    earlier.mkdir(exist_ok=True)
+    prefix = _sha256(target)[:16]
+    for old in target.parent.iterdir():
+        if old.is_file() and (old.name == target.name or old.name.startswith(f"{target.name}.")):
+            old.rename(earlier / f"{prefix}_{old.name}")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def archive(path: Path, sha256: str) -> Path:
@@ -182,8 +268,10 @@ def archive(path: Path, sha256: str) -> Path:
     folder = settings.archive_dir() / path.parent.parent.name / path.parent.name
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{sha256[:16]}_{path.name}"
-    if not target.exists():
-        shutil.copy2(path, target)
+    if not target.exists():  # copy then rename: a crash never leaves a half-copied archive file
+        partial = target.with_name(f".{target.name}.partial")
+        shutil.copy2(path, partial)
+        partial.replace(target)
     return target
 
 

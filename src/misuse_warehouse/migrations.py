@@ -1,15 +1,18 @@
-"""Schemas and audit tables the pipeline needs before any file arrives. Idempotent."""
+"""Schemas, audit tables, roles and grants the pipeline needs before any file arrives. Idempotent."""
 
 from __future__ import annotations
 
 import psycopg
+from psycopg import sql
 
+from misuse_warehouse import deadlines, observe, roles
 from misuse_warehouse.contracts import Contract, all_contracts
 
 BASE_DDL = """
 create schema if not exists raw;
 create schema if not exists ops;
 create schema if not exists marts;
+create schema if not exists marts_person;
 
 create table if not exists raw.submissions (
     submission_id bigint generated always as identity primary key,
@@ -37,6 +40,28 @@ create table if not exists ops.publications (
     reporting_month date,
     tables jsonb not null
 );
+
+-- What the retention DAG purged: one row per raw table (attributor columns) or file area.
+create table if not exists ops.retention_purges (
+    retention_purge_id bigint generated always as identity primary key,
+    purged_at timestamptz not null default now(),
+    dag_run_id text,
+    cutoff timestamptz not null,
+    target text not null,
+    submission_count integer not null default 0,
+    row_count integer not null default 0,
+    file_count integer not null default 0
+);
+
+-- Re-keying after a rotation of the pseudonymisation secret (misuse-warehouse rekey).
+create table if not exists ops.key_rotations (
+    key_rotation_id bigint generated always as identity primary key,
+    rekeyed_at timestamptz not null default now(),
+    raw_table text not null,
+    rows_rekeyed integer not null,
+    rows_mapped_from_purged integer not null,
+    rows_unmatched_purged integer not null
+);
 """
 
 POLICE_DDL = """
@@ -62,23 +87,64 @@ create table if not exists raw.police_crimes (
 """Street crimes pulled from data.police.uk (police.py): not a file feed, so no contract drives it."""
 
 
-def raw_table_ddl(contract: Contract) -> str:
-    """The append-only raw table of a feed: contract columns, typed, plus provenance."""
-    columns = ",\n    ".join(f"{c.name} {c.pg_type}" for c in contract.columns)
-    pseudonym = ",\n    person_key text" if contract.attributor else ""
-    return f"""
-create table if not exists raw.{contract.table} (
+def raw_table_ddl(contract: Contract) -> sql.Composed:
+    """The append-only raw table of a feed: contract columns, typed, plus provenance.
+
+    With an attributor: its pseudonym `person_key` and the ages derived from the date of birth
+    (so the date of birth can be purged after retention and the models still have the age).
+    Names come from the contract YAML, so they are quoted identifiers; types come from PG_TYPES.
+    """
+    columns = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.pg_type)) for c in contract.columns]
+    if contract.attributor:
+        columns.append(sql.SQL("person_key text"))
+        columns += [sql.SQL("{} integer").format(sql.Identifier(age.name)) for age in contract.stored_ages]
+    return sql.SQL(
+        """
+create table if not exists raw.{} (
     submission_id bigint not null references raw.submissions,
     source_row integer not null,
-    {columns}{pseudonym},
+    {},
     primary key (submission_id, source_row)
 )"""
+    ).format(sql.Identifier(contract.table), sql.SQL(",\n    ").join(columns))
+
+
+def add_stored_ages(conn: psycopg.Connection, contract: Contract) -> None:
+    """Raw tables made before ages were stored: add the columns, fill them from the date of birth."""
+    if not contract.attributor:
+        return
+    present = {
+        r[0]
+        for r in conn.execute(
+            "select column_name from information_schema.columns where table_schema = 'raw' and table_name = %s",
+            (contract.table,),
+        )
+    }
+    table = sql.Identifier("raw", contract.table)
+    for age in contract.stored_ages:
+        if age.name in present:
+            continue
+        dob, on = age.args
+        column = sql.Identifier(age.name)
+        conn.execute(sql.SQL("alter table {} add column {} integer").format(table, column))
+        conn.execute(
+            sql.SQL("update {table} set {age} = extract(year from age({on}, {dob}))::integer").format(
+                table=table, age=column, on=sql.Identifier(on), dob=sql.Identifier(dob)
+            )
+        )
 
 
 def migrate(conn: psycopg.Connection) -> None:
+    groups = roles.load_analyst_groups()  # a malformed file stops here, before anything changes
+    contracts = all_contracts().values()
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('misuse_warehouse.migrate'))")
         conn.execute(BASE_DDL)
-        for contract in all_contracts().values():
+        for contract in contracts:
             conn.execute(raw_table_ddl(contract))
+            add_stored_ages(conn, contract)
         conn.execute(POLICE_DDL)
+        conn.execute(observe.DDL)
+        conn.execute(deadlines.DDL)
+        roles.ensure_roles(conn, groups)
+        roles.secure_zones(conn, {c.table: c.plain_attributor for c in contracts if c.plain_attributor}, groups)

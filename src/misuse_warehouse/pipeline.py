@@ -7,10 +7,11 @@ always started through Airflow (the CLI uses dag.test()).
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from misuse_warehouse import file_checks, gate, loader, migrations, publish, settings, warehouse
+from misuse_warehouse import faults, file_checks, gate, loader, migrations, observe, publish, roles, settings, warehouse
 from misuse_warehouse.refusal import Refusal
 
 log = logging.getLogger(__name__)
@@ -25,7 +26,11 @@ class FilesRefused(RuntimeError):
 
 
 def prepare() -> dict[str, Any]:
-    """Warehouse up and migrated; the pseudonymisation secret present before any file is read."""
+    """The pseudonymisation secret present before anything else; then the warehouse up and migrated.
+
+    Without a secret (environment or Airflow secrets backend) the run stops here, with the reason,
+    before a file is read.
+    """
     from misuse_warehouse import pseudonymise
 
     pseudonymise.secret()
@@ -55,25 +60,73 @@ def discover(landing: str | None, month: str) -> list[str]:
 
 
 def ingest(path: str, dag_run_id: str | None = None) -> dict[str, Any]:
-    """Checks, raw gate, load — or quarantine with the reason."""
+    """Checks, raw gate, restatement check, load — or quarantine with the reason and the submitter's report.
+
+    A file loaded with warnings (suppression markers, a provider without a contract in the register)
+    gets its validation report under `<home>/reports/`. Recorded in ops.task_runs and ops.gate_results.
+    """
+    from misuse_warehouse import register_check, validation_report
+
     file = Path(path)
-    with warehouse.connect(autocommit=True) as conn:
+    checked: gate.GateResult | None = None
+    warnings: list = []
+    with (
+        warehouse.connect(autocommit=True, role=roles.LOADER) as conn,
+        observe.task_run(conn, dag_run_id, "ingest", "raw", file.name) as run,
+    ):
         try:
             parsed = file_checks.read_file(file)
+            run.rows_in = len(parsed.rows)
             duplicate = loader.duplicate_of(conn, parsed)
             if duplicate:  # checked again under the load's lock; this skips the gate's cost
                 log.info("DUPLICATE %s: %s", file.name, duplicate.message)
+                run.status, run.rows_out = "duplicate", 0
                 return duplicate.as_dict()
-            result = gate.check_file(parsed, dag_run_id)
-            if not result.success:
-                raise result.refusal()
+            checked = gate.check_file(parsed, dag_run_id)
+            if not checked.success:
+                raise checked.refusal()
+            loader.check_restatement(conn, parsed)
+            warnings = parsed.warnings + register_check.provider_contract_warnings(conn, parsed)
             outcome = loader.load(conn, parsed, dag_run_id)
         except Refusal as refusal:
             outcome = loader.refuse(conn, file, refusal, dag_run_id)
             log.error("REFUSED %s: %s", file.name, outcome.message)
-            return outcome.as_dict()
+        run.status, run.rows_out = outcome.status, outcome.rows
+        run.detail = {"submission_id": outcome.submission_id, "refusal_code": outcome.refusal_code}
+        if checked:
+            observe.record_gate_results(
+                conn, dag_run_id, "raw", checked.suite, file.name, checked.checks, outcome.submission_id
+            )
+    if outcome.status == "refused":
+        return outcome.as_dict()
+    if warnings and outcome.status == "loaded" and outcome.submission_id is not None:
+        report = validation_report.write_for_warnings(
+            file.name, parsed.name.feed, parsed.name.month_folder, outcome.submission_id, warnings
+        )
+        outcome = replace(outcome, warnings=len(warnings), report=str(report.html_path))
+        log.warning("WARNINGS %s: %d, report at %s", file.name, len(warnings), report.html_path)
     log.info("%s %s: %s", outcome.status.upper(), file.name, outcome.message)
     return outcome.as_dict()
+
+
+def report_file(path: Path) -> Path | None:
+    """Write again the validation report of a (quarantined) file: the checks run afresh, nothing is loaded.
+
+    The restatement check compares with the submission in force now. Returns the HTML report,
+    or None when the file passes every check today.
+    """
+    from misuse_warehouse import validation_report
+
+    try:
+        parsed = file_checks.read_file(path)
+        result = gate.check_file(parsed)
+        if not result.success:
+            raise result.refusal()
+        with warehouse.connect() as conn:
+            loader.check_restatement(conn, parsed)
+    except Refusal as refusal:
+        return validation_report.write_for_refusal(path, refusal).html_path
+    return None
 
 
 def pull_police(month: str, dag_run_id: str | None = None) -> dict[str, Any]:
@@ -96,7 +149,7 @@ def pull_police(month: str, dag_run_id: str | None = None) -> dict[str, Any]:
         log.info("police: %s not published yet (newest %s): nothing pulled", month, latest)
         return summary | {"status": "not_available", "not_available": True, "latest_published": latest}
     failures: list[str] = []
-    with warehouse.connect(autocommit=True) as conn:
+    with warehouse.connect(autocommit=True, role=roles.LOADER) as conn:
         for code in config.areas:
             try:
                 result = police.pull(conn, code, month, dag_run_id, client=client, config=config, available=published)
@@ -146,8 +199,15 @@ def pull_police_recent(month: str, dag_run_id: str | None = None) -> dict[str, A
 
 
 def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
-    with warehouse.connect() as conn:
-        results = gate.check_marts(conn, publish.NEXT, dag_run_id)
+    with (
+        warehouse.connect(role=roles.TRANSFORMER) as conn,
+        observe.task_run(conn, dag_run_id, "mart_gate", "marts", publish.NEXT) as run,
+    ):
+        results = gate.check_marts(conn, publish.NEXT_SCHEMAS, dag_run_id)
+        for result in results:
+            observe.record_gate_results(conn, dag_run_id, "marts", result.suite, result.suite, result.checks)
+        run.detail = {"suites": len(results), "failed": [r.suite for r in results if not r.success]}
+        faults.hold("gate")
     summary = [
         {"suite": r.suite, "success": r.success, "evaluated": r.evaluated, "failures": r.failures} for r in results
     ]
@@ -159,18 +219,48 @@ def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
 
 
 def publish_marts(dag_run_id: str | None, month: str) -> dict[str, Any]:
-    with warehouse.connect() as conn:
-        return publish.publish(conn, dag_run_id, month)
+    with (
+        warehouse.connect(role=roles.TRANSFORMER) as conn,
+        observe.task_run(conn, dag_run_id, "publish", "marts", publish.PUBLISHED) as run,
+    ):
+        result = publish.publish(conn, dag_run_id, month)
+        run.rows_out, run.detail = result["tables"], result
+        return result
+
+
+def check_deadlines(month: str, dag_run_id: str | None = None) -> dict[str, Any]:
+    """Submission status of the month and the two before it; overdue files for the alert callback."""
+    from misuse_warehouse import deadlines
+
+    with (
+        warehouse.connect(role=roles.TRANSFORMER) as conn,
+        observe.task_run(conn, dag_run_id, "check_deadlines", "ops", month) as run,
+    ):
+        statuses = deadlines.check(conn, month)
+        result = deadlines.summary(statuses) | {"month": month}
+        run.rows_out, run.detail = len(statuses), result["counts"]
+    return result
 
 
 def report(outcomes: list[dict[str, Any]], dag_run_id: str | None = None) -> dict[str, int]:
     """Data Docs for this run's validations, then a loud failure if any file was refused."""
     gate.build_data_docs(dag_run_id)
+    if dag_run_id:
+        from misuse_warehouse import status
+
+        with warehouse.connect() as conn:
+            observe.record_layer_rows(conn, dag_run_id, status.layer_rows(conn))
     counts: dict[str, int] = {}
     for outcome in outcomes:
         counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
+        if outcome.get("warnings"):
+            counts["with_warnings"] = counts.get("with_warnings", 0) + 1
     refused = [o for o in outcomes if o["status"] == "refused"]
     if refused:
-        lines = "\n".join(f"  {o['file']}: {o['refusal_code']} — {o['message']}" for o in refused)
+        lines = "\n".join(
+            f"  {o['file']}: {o['refusal_code']} — {o['message']}"
+            + (f"\n    report for the submitter: {o['report']}" if o.get("report") else "")
+            for o in refused
+        )
         raise FilesRefused(f"{len(refused)} file(s) refused and quarantined:\n{lines}")
     return counts

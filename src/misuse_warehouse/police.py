@@ -45,6 +45,7 @@ from urllib.parse import urlencode
 import psycopg
 import requests
 import yaml
+from psycopg import sql
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from misuse_warehouse import settings
@@ -620,7 +621,9 @@ def pull(
                 dag_run_id,
             ),
         ).fetchone()[0]
-        copy = f"copy raw.police_crimes ({', '.join(COLUMNS)}) from stdin"
+        copy = sql.SQL("copy raw.police_crimes ({}) from stdin").format(
+            sql.SQL(", ").join(map(sql.Identifier, COLUMNS))
+        )
         with conn.cursor().copy(copy) as writer:
             for source_row, values in enumerate(rows, start=1):
                 writer.write_row((submission_id, source_row, *values))

@@ -18,18 +18,34 @@ from misuse_warehouse import settings
 UNLINKABLE_INITIALS = "XX"
 
 
+AIRFLOW_VARIABLE = "misuse_warehouse_pseudonym_key"
+"""The Airflow Variable read through the secrets backends (env AIRFLOW_VAR_..., Vault, AWS, metastore)."""
+
+
 class MissingSecretError(RuntimeError):
     """The pipeline must not pseudonymise with a guessable or absent key."""
 
 
 def secret() -> bytes:
-    value = os.environ.get(settings.PSEUDONYM_KEY_ENV)
+    """The HMAC key: the environment first, else the Airflow Variable through Airflow's secrets backends."""
+    value = os.environ.get(settings.PSEUDONYM_KEY_ENV) or _airflow_variable()
     if not value:
         raise MissingSecretError(
-            f"{settings.PSEUDONYM_KEY_ENV} is not set: the pseudonymisation secret must come "
-            "from the environment (the demo generates one into .local/pseudonym.key)"
+            f"no pseudonymisation secret: set {settings.PSEUDONYM_KEY_ENV} or the Airflow Variable "
+            f"{AIRFLOW_VARIABLE} (any secrets backend: AIRFLOW_VAR_{AIRFLOW_VARIABLE.upper()}, Vault, ...). "
+            "The pipeline refuses to start without it; only `misuse-warehouse demo` generates one "
+            "(into .local/pseudonym.key)."
         )
     return value.encode()
+
+
+def _airflow_variable() -> str | None:
+    """The Variable through Airflow's secrets backends, when Airflow is there to ask (tasks, the CLI)."""
+    try:
+        from airflow.sdk import Variable
+    except ImportError:
+        return None
+    return Variable.get(AIRFLOW_VARIABLE, default=None)
 
 
 def demo_secret(home: Path) -> str:

@@ -1,32 +1,47 @@
-"""Atomic publication: the schema dbt built and the gate passed replaces `marts` in one transaction.
+"""Atomic publication: the schemas dbt built and the gate passed replace the published ones in one transaction.
 
-BI tools always see either the previous publication or the new one, never a mix.
-Grants are applied to the next schema before the swap, so no window opens without them.
+Two published schemas, swapped together: `marts` (aggregates and dimensions; BI and analysts) and
+`marts_person` (person-level facts; the public-health team only). Readers always see either the
+previous publication or the new one, never a mix. Grants, security_invoker views and row-level
+security are applied to the next schemas before the swap, so no window opens without them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 
 import psycopg
 from psycopg import sql
 
+from misuse_warehouse import faults, roles
+
 PUBLISHED = "marts"
 NEXT = "marts_next"
 RETIRED = "marts_retired"
-READER_ROLE = "bi_reader"
+PERSON_PUBLISHED = "marts_person"
+PERSON_NEXT = "marts_person_next"
+PERSON_RETIRED = "marts_person_retired"
+READER_ROLE = roles.BI_READER
 
 
-def ensure_reader_role(conn: psycopg.Connection) -> None:
-    with conn.transaction():
-        conn.execute(
-            """do $$ begin
-                 if not exists (select from pg_roles where rolname = 'bi_reader') then
-                   create role bi_reader nologin;
-                 end if;
-               end $$"""
-        )
+@dataclass(frozen=True)
+class Publication:
+    """One published schema: where dbt builds it, who reads every row, whether analysts read their areas."""
+
+    published: str
+    next: str
+    retired: str
+    readers: tuple[str, ...]
+    analysts: bool
+
+
+PUBLICATIONS = (
+    Publication(PUBLISHED, NEXT, RETIRED, (roles.BI_READER, roles.PUBLIC_HEALTH), analysts=True),
+    Publication(PERSON_PUBLISHED, PERSON_NEXT, PERSON_RETIRED, (roles.PUBLIC_HEALTH,), analysts=False),
+)
+NEXT_SCHEMAS = tuple(p.next for p in PUBLICATIONS)
 
 
 def table_checksums(conn: psycopg.Connection, schema: str) -> dict[str, str]:
@@ -47,31 +62,33 @@ def table_checksums(conn: psycopg.Connection, schema: str) -> dict[str, str]:
     return sums
 
 
+def _exists(conn: psycopg.Connection, schema: str) -> bool:
+    return conn.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone() is not None
+
+
 def publish(conn: psycopg.Connection, dag_run_id: str | None, reporting_month: str | None) -> dict:
-    """Swap `marts_next` into `marts`; record what was published. Raises if nothing was built."""
-    ensure_reader_role(conn)
+    """Swap every next schema into its published name; record what was published. Raises if nothing was built.
+
+    `conn` works as the transformer (it owns what dbt built); grants and policies need the roles
+    the migration made.
+    """
     with conn.transaction():
         conn.execute("set local lock_timeout = '60s'")
         conn.execute("select pg_advisory_xact_lock(hashtext('misuse_warehouse.publish'))")
-        built = conn.execute("select 1 from pg_namespace where nspname = %s", (NEXT,)).fetchone()
-        if not built:
-            raise RuntimeError(f"schema {NEXT} does not exist: dbt has not built the marts")
-        conn.execute(
-            sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(NEXT), sql.Identifier(READER_ROLE))
-        )
-        conn.execute(
-            sql.SQL("grant select on all tables in schema {} to {}").format(
-                sql.Identifier(NEXT), sql.Identifier(READER_ROLE)
+        missing = [p.next for p in PUBLICATIONS if not _exists(conn, p.next)]
+        if missing:
+            raise RuntimeError(f"schema {', '.join(missing)} does not exist: dbt has not built the marts")
+        checksums: dict[str, str] = {}
+        security: dict[str, dict] = {}
+        for publication in PUBLICATIONS:
+            security[publication.published] = roles.secure_published(
+                conn, publication.next, publication.readers, publication.analysts
             )
-        )
-        checksums = table_checksums(conn, NEXT)
-        conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(RETIRED)))
-        if conn.execute("select 1 from pg_namespace where nspname = %s", (PUBLISHED,)).fetchone():
-            conn.execute(
-                sql.SQL("alter schema {} rename to {}").format(sql.Identifier(PUBLISHED), sql.Identifier(RETIRED))
-            )
-        conn.execute(sql.SQL("alter schema {} rename to {}").format(sql.Identifier(NEXT), sql.Identifier(PUBLISHED)))
-        conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(RETIRED)))
+            sums = table_checksums(conn, publication.next)
+            prefix = "" if publication.published == PUBLISHED else f"{publication.published}."
+            checksums |= {f"{prefix}{table}": value for table, value in sums.items()}
+        for publication in PUBLICATIONS:
+            _swap(conn, publication)
         month = f"{reporting_month}-01" if reporting_month else None
         publication_id = conn.execute(
             """insert into ops.publications (dag_run_id, reporting_month, tables)
@@ -79,4 +96,22 @@ def publish(conn: psycopg.Connection, dag_run_id: str | None, reporting_month: s
             (dag_run_id, month, json.dumps(checksums)),
         ).fetchone()[0]
     digest = hashlib.sha256(json.dumps(checksums, sort_keys=True).encode()).hexdigest()
-    return {"publication_id": publication_id, "tables": len(checksums), "checksum": digest}
+    row_security = {schema: sorted(t for t, column in tables.items() if column) for schema, tables in security.items()}
+    return {
+        "publication_id": publication_id,
+        "tables": len(checksums),
+        "checksum": digest,
+        "row_level_security": row_security,
+    }
+
+
+def _swap(conn: psycopg.Connection, publication: Publication) -> None:
+    published, next_, retired = (
+        sql.Identifier(s) for s in (publication.published, publication.next, publication.retired)
+    )
+    conn.execute(sql.SQL("drop schema if exists {} cascade").format(retired))
+    if _exists(conn, publication.published):
+        conn.execute(sql.SQL("alter schema {} rename to {}").format(published, retired))
+    faults.hold("publish")
+    conn.execute(sql.SQL("alter schema {} rename to {}").format(next_, published))
+    conn.execute(sql.SQL("drop schema if exists {} cascade").format(retired))

@@ -47,7 +47,11 @@ def ensure_manifest() -> None:
     """Cosmos reads dbt's manifest instead of running `dbt ls` at every DAG parse."""
     from misuse_warehouse.orchestration import MANIFEST
 
-    sources = [*settings.DBT_PROJECT_DIR.rglob("*.sql"), *settings.DBT_PROJECT_DIR.rglob("*.yml")]
+    sources = [
+        *settings.DBT_PROJECT_DIR.rglob("*.sql"),
+        *settings.DBT_PROJECT_DIR.rglob("*.yml"),
+        *settings.DBT_PROJECT_DIR.rglob("*.csv"),
+    ]
     newest = max((p.stat().st_mtime for p in sources if "target" not in p.parts), default=0)
     if MANIFEST.exists() and MANIFEST.stat().st_mtime >= newest:
         return

@@ -18,6 +18,8 @@ SEED_AREAS = ("E06000035", "E06000019", "E10000034", "E06000022", "E06000018")
 
 PSEUDONYM_KEY_ENV = "MISUSE_WAREHOUSE_PSEUDONYM_KEY"
 WAREHOUSE_URL_ENV = "WAREHOUSE_URL"
+RETENTION_MONTHS_ENV = "MISUSE_WAREHOUSE_RETENTION_MONTHS"
+DEFAULT_RETENTION_MONTHS = 24
 
 
 def home() -> Path:
@@ -36,6 +38,19 @@ def quarantine_dir() -> Path:
 def archive_dir() -> Path:
     """Accepted files, kept byte for byte by checksum (the raw landing zone on disk)."""
     return Path(os.environ.get("MISUSE_WAREHOUSE_ARCHIVE", home() / "archive"))
+
+
+def retention_months() -> int:
+    """How long plain attributors and landing files are kept after receipt (retention DAG)."""
+    value = os.environ.get(RETENTION_MONTHS_ENV, str(DEFAULT_RETENTION_MONTHS))
+    if not value.strip().isdigit() or int(value) < 1:
+        raise ValueError(f"{RETENTION_MONTHS_ENV} must be a whole number of months, at least 1 (got {value!r})")
+    return int(value)
+
+
+def reports_dir() -> Path:
+    """Validation reports of files loaded with warnings (refused files have theirs in quarantine)."""
+    return Path(os.environ.get("MISUSE_WAREHOUSE_REPORTS", home() / "reports"))
 
 
 def gx_dir() -> Path:

@@ -26,11 +26,11 @@ def submissions(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
 
 
 def layer_rows(conn: psycopg.Connection) -> list[tuple[str, str, int]]:
-    """Row counts of every table in raw, staging, intermediate and marts."""
+    """Row counts of every table in raw, intermediate and the published schemas (aggregate and person-level)."""
     tables = conn.execute(
         """select table_schema, table_name from information_schema.tables
-           where table_schema in ('raw', 'intermediate', 'marts') and table_type = 'BASE TABLE'
-           order by 1, 2"""
+           where table_schema in ('raw', 'intermediate', 'marts', 'marts_person') and table_type = 'BASE TABLE'
+           order by array_position(array['raw', 'intermediate', 'marts', 'marts_person'], table_schema::text), 2"""
     ).fetchall()
     counts = []
     for schema, table in tables:

@@ -11,9 +11,11 @@ import os
 from urllib.parse import unquote, urlsplit
 
 import psycopg
+from psycopg import sql
 
 from misuse_warehouse import settings
 from misuse_warehouse.embedded_pg import EmbeddedPostgres
+from misuse_warehouse.roles import TRANSFORMER
 
 
 def embedded() -> EmbeddedPostgres:
@@ -37,8 +39,21 @@ def url(start: bool = True) -> str:
     return pg.start() if start else pg.url()
 
 
-def connect(autocommit: bool = False) -> psycopg.Connection:
-    return psycopg.connect(url(), autocommit=autocommit)
+def connect(autocommit: bool = False, role: str | None = None) -> psycopg.Connection:
+    """A connection; with `role`, switched into that group role (SET ROLE) for least privilege.
+
+    The login of the warehouse URL is a member of the pipeline's roles (the migration sees to it);
+    each step works as the role it needs: loading as `loader`, dbt and publishing as `transformer`.
+    """
+    conn = psycopg.connect(url(), autocommit=True)
+    if role:
+        try:
+            conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
+        except psycopg.Error:
+            conn.close()
+            raise
+    conn.autocommit = autocommit
+    return conn
 
 
 def dbt_env(warehouse_url: str | None = None) -> dict[str, str]:
@@ -50,4 +65,6 @@ def dbt_env(warehouse_url: str | None = None) -> dict[str, str]:
         "WAREHOUSE_USER": unquote(parts.username or "postgres"),
         "WAREHOUSE_PASSWORD": unquote(parts.password or ""),
         "WAREHOUSE_DB": parts.path.lstrip("/") or "warehouse",
+        # dbt works as the transformer role, whatever the login (profiles.yml `role`)
+        "WAREHOUSE_ROLE": TRANSFORMER,
     }

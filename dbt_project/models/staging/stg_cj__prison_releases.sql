@@ -1,6 +1,6 @@
 -- Prison releases of the current submission of each area and month. The plain
--- attributor stops here: only its pseudonym (person_key) goes on; initials XX
--- cannot be linked (person_key NULL).
+-- attributor never comes here (the transformer cannot read it): only its
+-- pseudonym (person_key) goes on; initials XX cannot be linked (person_key NULL).
 with current_submissions as (
     select submission_id
     from {{ ref('stg_raw__submissions') }}
@@ -8,7 +8,10 @@ with current_submissions as (
 ),
 
 release_rows as (
-    select * from {{ source('raw', 'prison_releases') }}
+    select
+        submission_id, release_id, area_code, release_date, prison_code, person_key,
+        client_sex, treatment_need, treated_in_custody, referred_to_community
+    from {{ source('raw', 'prison_releases') }}
 )
 
 select

@@ -1,6 +1,7 @@
 -- Treatment episode rows of the current submissions only: one version of an
--- episode per reporting month that holds it. The plain attributor stops here:
--- initials and date of birth are dropped, age at referral is kept.
+-- episode per reporting month that holds it. The plain attributor never comes
+-- here: the transformer cannot read initials or date of birth; the loader keeps
+-- the age at referral in raw so the date of birth can be purged after retention.
 with current_submissions as (
     select submission_id
     from {{ ref('stg_raw__submissions') }}
@@ -8,7 +9,13 @@ with current_submissions as (
 ),
 
 episode_rows as (
-    select * from {{ source('raw', 'treatment_episodes') }}
+    select
+        submission_id, source_row, submission_month, provider_code, episode_id, person_key,
+        area_code, age_at_referral, client_sex, ethnicity, service_type, substance_group,
+        primary_substance, injecting_status, referral_source, referral_date, triage_date,
+        first_intervention_date, modality, discharge_date, discharge_reason,
+        top_start_days_used, top_review_days_used, housing_problem
+    from {{ source('raw', 'treatment_episodes') }}
 )
 
 select
@@ -21,7 +28,7 @@ select
     episode_rows.episode_id,
     episode_rows.person_key,
     episode_rows.area_code,
-    extract(year from age(episode_rows.referral_date, episode_rows.client_dob))::integer as age_at_referral,
+    episode_rows.age_at_referral,
     episode_rows.client_sex as sex,
     episode_rows.ethnicity,
     episode_rows.service_type,

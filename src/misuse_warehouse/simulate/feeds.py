@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .areas import area
+from .arrivals import stamp as stamp_arrivals
 from .criminal_justice import cj_return_rows, release_rows
 from .defects import apply_defects, check_names
 from .funding import grant_rows, ledger_rows, register_rows
@@ -88,6 +89,7 @@ def write_feeds(
         paths, targets = apply_defects(paths, defects)
         for name, path in targets.items():
             say(f"{name}: {path}")
+    stamp_arrivals(paths, seed)
     return paths
 
 

@@ -1,6 +1,6 @@
 -- Every month from the earliest date any current treatment row holds (or the
--- first funding period) to the latest reporting month or later date, so every
--- date column and every funding period has its month.
+-- first funding period or reporting month of any feed) to the latest reporting
+-- month or later date, so every date column, funding period and feed month has its month.
 with versions as (
     select * from {{ ref('stg_treatment__episode_versions') }}
 ),
@@ -13,6 +13,11 @@ treatment_bounds as (
 ),
 
 funding_periods as (
+    -- every reporting month a current submission is for (criminal-justice months too)
+    select period_start as first_date, period_start as last_date
+    from {{ ref('stg_raw__submissions') }}
+    where feed <> 'grants'
+    union all
     select month as first_date, month as last_date from {{ ref('stg_funding__ledger_lines') }}
     union all
     select register_month, register_month from {{ ref('stg_funding__contract_register_rows') }}

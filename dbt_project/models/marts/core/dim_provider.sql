@@ -55,7 +55,7 @@ select
     provider_submissions.first_submission_month,
     provider_submissions.latest_submission_month,
     coalesce(provider_submissions.submission_count, 0) as submission_count,
-    coalesce(provider_episodes.episode_count, 0) as episode_count,
+    {{ suppress_small_count('coalesce(provider_episodes.episode_count, 0)') }} as episode_count,
     coalesce(provider_episodes.area_count, 0) as area_count,
     provider_episodes.area_ids
 from provider_ids

@@ -1,0 +1,61 @@
+"""Retention: monthly, blank the plain attributor in raw rows and delete landing files past the retention.
+
+The retention (MISUSE_WAREHOUSE_RETENTION_MONTHS, default 24, or the `retention_months` param) counts
+from when a file was received; the reference date is the run's logical date. Rows keep `person_key`.
+Logic lives in `misuse_warehouse.retention`; this file only wires tasks.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
+
+from misuse_warehouse import orchestration
+
+
+@dag(
+    dag_id="retention",
+    schedule=CronTriggerTimetable("0 4 2 * *", timezone=orchestration.TIMEZONE),
+    start_date=pendulum.datetime(2023, 4, 1, tz=orchestration.TIMEZONE),
+    catchup=False,
+    max_active_runs=1,
+    default_args=orchestration.DEFAULT_ARGS,
+    params={"retention_months": Param(None, type=["null", "integer"], minimum=1, description="override")},
+    tags=["misuse-warehouse", "retention"],
+    doc_md=__doc__,
+)
+def retention() -> None:
+    @task
+    def cutoff() -> str:
+        """Warehouse migrated (roles, ops tables); the moment before which files are past retention."""
+        from misuse_warehouse import migrations, settings, warehouse
+        from misuse_warehouse import retention as purge
+
+        context = get_current_context()
+        with warehouse.connect() as conn:
+            migrations.migrate(conn)
+        reference = context.get("logical_date") or context["dag_run"].run_after
+        months = context["params"].get("retention_months") or settings.retention_months()
+        return purge.cutoff(pendulum.instance(reference), months).isoformat()
+
+    @task
+    def purge_raw_attributors(cut: str) -> list[dict]:
+        from misuse_warehouse import retention as purge
+        from misuse_warehouse import roles, warehouse
+
+        with warehouse.connect(role=roles.LOADER) as conn:
+            return purge.purge_attributors(conn, pendulum.parse(cut), get_current_context()["run_id"])
+
+    @task
+    def purge_landing_files(cut: str) -> list[dict]:
+        from misuse_warehouse import retention as purge
+        from misuse_warehouse import roles, warehouse
+
+        with warehouse.connect(role=roles.LOADER) as conn:
+            return purge.purge_files(conn, pendulum.parse(cut), get_current_context()["run_id"])
+
+    cut = cutoff()
+    purge_raw_attributors(cut) >> purge_landing_files(cut)
+
+
+retention()

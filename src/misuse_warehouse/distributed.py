@@ -1,0 +1,585 @@
+"""`make test-distributed`: the monthly DAG on Airflow's CeleryExecutor, each component its own process.
+
+On loopback: Redis (the Celery broker), a second embedded Postgres for Airflow's metadata and
+Celery's results (CeleryExecutor refuses SQLite), the api-server (the workers' execution API),
+scheduler, dag-processor, triggerer and two Celery workers named `worker-a` and `worker-b`; the
+warehouse on its own embedded Postgres, as in production. One reporting month of simulated feeds
+is triggered with `airflow dags trigger`. Once both workers have finished a task and one of them
+runs a task that may retry, that worker's whole process group gets SIGKILL; the scheduler notices
+the lost heartbeat, and the retry runs on the other worker. The run must still publish.
+
+Everything started here is stopped by its process group (or `pg_ctl` for the Postgres clusters),
+also on failure, SIGTERM or Ctrl-C. State and every process's log stay in `.local/distributed/`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from misuse_warehouse import settings
+from misuse_warehouse.embedded_pg import EmbeddedPostgres
+from misuse_warehouse.hostname import WORKER_NAME_ENV
+
+DAG_ID = "monthly_pipeline"
+API_USER = "admin"
+# the task whose worker is killed: a file's checks and load, retried whole on the other worker
+KILL_DURING = "ingest"
+TASKS_BEFORE_KILL = 3  # per worker, so both have visibly worked before one dies
+WORKERS = ("worker-a", "worker-b")
+# Seconds without a heartbeat before the scheduler fails a task (default 300): the kill's cost.
+HEARTBEAT_TIMEOUT = 40
+RUN_TIMEOUT = 40 * 60
+BIN = Path(sys.executable).parent
+STARTED = time.monotonic()
+
+
+class Failed(RuntimeError):
+    """The distributed run did not show what it must; the message says what."""
+
+
+def say(message: str) -> None:
+    print(f"[{time.monotonic() - STARTED:7.1f}s] {message}", flush=True)
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+class Supervisor:
+    """Processes started here, each leading its own process group; stopped by PID, newest first."""
+
+    def __init__(self, log_dir: Path, grace: float = 30) -> None:
+        self.log_dir = log_dir
+        self.grace = grace
+        self.services: dict[str, Service] = {}
+        self.killed: set[str] = set()
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> Service:
+        log = self.log_dir / f"{name}.log"
+        with log.open("ab") as out:
+            process = subprocess.Popen(
+                argv, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        service = Service(name, process, log)
+        self.services[name] = service
+        say(f"started {name:<13} pid {process.pid:<7} log {log}")
+        return service
+
+    def kill(self, name: str) -> int:
+        """SIGKILL to the service's whole group: the Celery worker, its pool and the task it runs."""
+        service = self.services[name]
+        os.killpg(service.pid, signal.SIGKILL)
+        service.process.wait()
+        self.killed.add(name)
+        return service.pid
+
+    def check_alive(self) -> None:
+        for service in self.services.values():
+            if service.name not in self.killed and service.process.poll() is not None:
+                raise Failed(f"{service.name} exited with {service.process.returncode}; see {service.log}")
+
+    def stop_all(self) -> None:
+        for service in reversed(list(self.services.values())):
+            _stop_group(service, self.grace)
+            state = "was killed" if service.name in self.killed else f"exit {service.process.returncode}"
+            say(f"stopped {service.name:<13} pid {service.pid:<7} ({state}); its process group is empty")
+        self.services.clear()
+
+
+def _stop_group(service: Service, grace: float = 30) -> None:
+    """SIGTERM to the group, SIGKILL to whatever is left of it after `grace` seconds."""
+    if _group_alive(service.pid):
+        os.killpg(service.pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while _group_alive(service.pid) and time.monotonic() < deadline:
+            service.process.poll()
+            time.sleep(0.2)
+        if _group_alive(service.pid):
+            os.killpg(service.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        service.process.wait(10)
+    while _group_alive(service.pid):
+        time.sleep(0.1)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return bool(group_members(pgid))
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes of a process group (zombies waiting to be reaped do not count)."""
+    return [pid for pid in _all_pids() if _pgid_of(pid) == pgid and not _is_zombie(pid)]
+
+
+def _all_pids() -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit()]
+
+
+def _pgid_of(pid: int) -> int | None:
+    try:
+        return os.getpgid(pid)
+    except ProcessLookupError:
+        return None
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait(what: str, ready: Callable[[], bool], seconds: float, supervisor: Supervisor) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        supervisor.check_alive()
+        try:
+            if ready():
+                say(f"ready: {what}")
+                return
+        except Exception:  # noqa: BLE001 - not up yet; the deadline decides
+            pass
+        time.sleep(1)
+    raise Failed(f"{what} not ready after {seconds:.0f} s")
+
+
+def _redis_binary() -> str:
+    binary = os.environ.get("REDIS_SERVER") or shutil.which("redis-server")
+    if not binary:
+        raise Failed(
+            "redis-server not found: `make test-distributed` installs Debian's redis-server, or set REDIS_SERVER"
+        )
+    return binary
+
+
+def _clean_home(home: Path) -> None:
+    """A fresh state folder; clusters a previous interrupted run left running are stopped first."""
+    for cluster in ("pg", "airflow-pg"):
+        EmbeddedPostgres(home / cluster).stop()
+    shutil.rmtree(home, ignore_errors=True)
+    for folder in ("logs", "redis", "landing", "airflow"):
+        (home / folder).mkdir(parents=True, exist_ok=True)
+
+
+def _airflow_env(home: Path, metadata_url: str, broker_url: str, warehouse_url: str, api_port: int, police_url: str):
+    """One environment for every Airflow process: what a deployment puts in its `.env`."""
+    from misuse_warehouse import police
+
+    inherited = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith("AIRFLOW")
+        and not name.startswith("MISUSE_WAREHOUSE_")
+        and name not in (settings.WAREHOUSE_URL_ENV, WORKER_NAME_ENV)
+    }
+    # psycopg 3 for Airflow's sync and async engines alike (asyncpg, Airflow's default async driver, is not locked)
+    database = metadata_url.replace("postgresql://", "postgresql+psycopg://", 1)
+    return inherited | {
+        "PATH": f"{BIN}{os.pathsep}{inherited.get('PATH', '')}",
+        "MISUSE_WAREHOUSE_HOME": str(home),
+        "MISUSE_WAREHOUSE_LANDING": str(home / "landing"),
+        "MISUSE_WAREHOUSE_QUARANTINE": str(home / "quarantine"),
+        "MISUSE_WAREHOUSE_ARCHIVE": str(home / "archive"),
+        settings.WAREHOUSE_URL_ENV: warehouse_url,
+        settings.PSEUDONYM_KEY_ENV: secrets.token_hex(32),
+        police.BASE_URL_ENV: police_url,
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        "GX_ANALYTICS_ENABLED": "False",
+        "DO_NOT_TRACK": "1",
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(settings.DAGS_DIR),
+        "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "8",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+        "AIRFLOW__CORE__FERNET_KEY": base64.urlsafe_b64encode(os.urandom(32)).decode(),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{API_USER}:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "airflow" / "passwords.json"),
+        # a loaded 2-core machine answers the workers' first execution-API calls slowly (default 5 s)
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "misuse_warehouse.celery_config.CELERY_CONFIG",
+        "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database,
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": database,
+        "AIRFLOW__CELERY__BROKER_URL": broker_url,
+        "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{database}",
+        # runs start only when triggered: this rig proves one chosen month, not the calendar
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(HEARTBEAT_TIMEOUT),
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        "AIRFLOW__COSMOS__ENABLE_TELEMETRY": "False",
+        "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY": "False",
+    }
+
+
+def _airflow(env: dict[str, str], log: Path, *args: str) -> str:
+    """A one-shot Airflow CLI command, run to its end; its output is appended to `log`."""
+    result = subprocess.run(
+        [str(BIN / "airflow"), *args], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    with log.open("a") as out:
+        out.write(f"$ airflow {' '.join(args)}\n{result.stdout}{result.stderr}\n")
+    if result.returncode:
+        raise Failed(f"airflow {args[0]} {args[1] if len(args) > 1 else ''} failed ({result.returncode}); see {log}")
+    return result.stdout
+
+
+class RestApi:
+    """Airflow's public REST API (v2) with a bearer token from the simple auth manager."""
+
+    def __init__(self, base: str, user: str, password: str) -> None:
+        self.base = base
+        token = self._send("POST", "/auth/token", {"username": user, "password": password}, {})
+        self.headers = {"Authorization": f"Bearer {token['access_token']}"}
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        return self._send(method, path, body, self.headers)
+
+    def _send(self, method: str, path: str, body: Any, headers: dict[str, str]) -> dict[str, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            self.base + path, data=data, method=method, headers={"Content-Type": "application/json", **headers}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                return json.loads(response.read() or b"{}")
+        except urllib.error.HTTPError as error:
+            raise Failed(f"{method} {path}: HTTP {error.code} {error.read().decode(errors='replace')}") from error
+
+
+@dataclass(frozen=True)
+class TaskTry:
+    task_id: str
+    map_index: int
+    try_number: int
+    max_tries: int
+    state: str | None
+    hostname: str | None
+    start_date: Any
+    end_date: Any
+
+    @property
+    def label(self) -> str:
+        return self.task_id if self.map_index < 0 else f"{self.task_id}[{self.map_index}]"
+
+    @property
+    def may_retry(self) -> bool:
+        return self.max_tries > 0 and self.try_number <= self.max_tries
+
+
+def _task_tries(meta: psycopg.Connection, run_id: str) -> list[TaskTry]:
+    """Every try of every task of the run: the current one and those Airflow moved to history."""
+    columns = "task_id, map_index, try_number, max_tries, state, hostname, start_date, end_date"
+    rows = meta.execute(
+        f"""select {columns} from task_instance where dag_id = %(dag)s and run_id = %(run)s
+            union all
+            select {columns} from task_instance_history where dag_id = %(dag)s and run_id = %(run)s""",
+        {"dag": DAG_ID, "run": run_id},
+    ).fetchall()
+    return [TaskTry(*row) for row in rows]
+
+
+@dataclass
+class Kill:
+    worker: str
+    pid: int
+    task: TaskTry
+    at: datetime
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        return self.task.task_id, self.task.map_index, self.task.try_number
+
+
+def _watch(meta: psycopg.Connection, run_id: str, supervisor: Supervisor) -> tuple[str, Kill | None]:
+    """Follow the run to its end, printing each finished try; kill one worker once the moment comes."""
+    reported: set[tuple[str, int, int, str]] = set()
+    kill: Kill | None = None
+    deadline = time.monotonic() + RUN_TIMEOUT
+    while time.monotonic() < deadline:
+        tries = _task_tries(meta, run_id)
+        for t in sorted(tries, key=lambda t: (str(t.end_date), t.label)):
+            key = (t.task_id, t.map_index, t.try_number, str(t.state))
+            if t.state in ("success", "failed", "skipped", "upstream_failed") and key not in reported:
+                reported.add(key)
+                killed = kill and (t.task_id, t.map_index, t.try_number) == kill.key and t.state == "failed"
+                note = f"  <- its worker was killed: no heartbeat for {HEARTBEAT_TIMEOUT} s" if killed else ""
+                say(f"{t.state:<8} {t.hostname or '-':<9} try {t.try_number}  {t.label}{note}")
+        if kill is None:
+            kill = _maybe_kill(tries, supervisor)
+        state = meta.execute("select state from dag_run where run_id = %s", (run_id,)).fetchone()[0]
+        if state in ("success", "failed"):
+            return state, kill
+        supervisor.check_alive()
+        time.sleep(0.5)
+    raise Failed(f"run {run_id} not finished after {RUN_TIMEOUT // 60} min")
+
+
+def _maybe_kill(tries: list[TaskTry], supervisor: Supervisor) -> Kill | None:
+    """Once both workers have each finished a few tasks, SIGKILL one running an ingest try that may retry."""
+    finished = [t.hostname for t in tries if t.state == "success"]
+    if any(finished.count(worker) < TASKS_BEFORE_KILL for worker in WORKERS):
+        return None
+    running = [
+        t for t in tries if t.state == "running" and t.task_id == KILL_DURING and t.hostname in WORKERS and t.may_retry
+    ]
+    if not running:
+        return None
+    victim = running[0]
+    pid = supervisor.kill(victim.hostname)
+    say(
+        f"KILL -9 {victim.hostname} (process group {pid}) while it runs {victim.label} "
+        f"try {victim.try_number} of {victim.max_tries + 1}"
+    )
+    return Kill(victim.hostname, pid, victim, datetime.now(UTC))
+
+
+def _report(tries: list[TaskTry], kill: Kill | None) -> None:
+    """Which worker ran which task, and what became of the killed one."""
+    print("\nWhich worker ran which task (task instances' hostname, every try, in start order):", flush=True)
+    ordered = sorted(tries, key=lambda t: (str(t.start_date), t.label))
+    for worker in (*WORKERS, None):
+        mine = [t for t in ordered if t.hostname == worker]
+        states = ", ".join(f"{sum(t.state == s for t in mine)} {s}" for s in sorted({str(t.state) for t in mine}))
+        name = worker or "no worker (finished by the scheduler: empty marker tasks)"
+        print(f"  {name}: {len(mine)} tries ({states})")
+        labels = [t.label + ("" if t.try_number == 1 else f" (try {t.try_number})") for t in mine]
+        print(textwrap.fill(", ".join(labels), width=116, initial_indent="    ", subsequent_indent="    "))
+    if kill is None:
+        raise Failed(f"no {KILL_DURING} try that may retry ran once both workers had worked: nothing was killed")
+    survivor = next(w for w in WORKERS if w != kill.worker)
+    same_task = [t for t in tries if (t.task_id, t.map_index) == (kill.task.task_id, kill.task.map_index)]
+    print(f"\nThe killed task {kill.task.label}:", flush=True)
+    for t in sorted(same_task, key=lambda t: t.try_number):
+        print(f"  try {t.try_number}: {t.state} on {t.hostname}")
+    final = max(same_task, key=lambda t: t.try_number)
+    if not (final.state == "success" and final.hostname == survivor and final.try_number > kill.task.try_number):
+        raise Failed(f"{kill.task.label} was not retried to success on {survivor}: {final}")
+    for worker in WORKERS:
+        if not any(t.hostname == worker and t.state == "success" for t in tries):
+            raise Failed(f"{worker} finished no task")
+
+
+def _published(warehouse_url: str, run_id: str, month: str) -> tuple[int, int]:
+    with psycopg.connect(warehouse_url) as conn:
+        publication = conn.execute(
+            "select publication_id from ops.publications where dag_run_id = %s and reporting_month = %s::date",
+            (run_id, f"{month}-01"),
+        ).fetchone()
+        if not publication:
+            raise Failed(f"no publication of {month} by {run_id} in ops.publications")
+        rows, areas = conn.execute(
+            "select count(*), count(distinct area_code) from marts.kpi_monthly where month = %s::date",
+            (f"{month}-01",),
+        ).fetchone()
+    return rows, areas
+
+
+def _logical_date(month: str) -> str:
+    """A manual run's data interval is the month before its logical date, as in `runner.run_month`."""
+    import pendulum
+
+    from misuse_warehouse.runtime import run_after
+
+    due = run_after(month)
+    return pendulum.datetime(due.year, due.month, due.day, tz="Europe/London").isoformat()
+
+
+def run(home: Path, month: str, supervisor: Supervisor, cleanups: list[Callable[[], None]]) -> None:
+    from celery import Celery
+    from redis import Redis
+
+    from misuse_warehouse.simulate import police_api, write_feeds
+
+    say(f"state and logs in {home}")
+    files = write_feeds(home / "landing", settings.SEED_AREAS, [month], seed=42)
+    say(f"simulated {len(files)} feed files for {month} ({len(settings.SEED_AREAS)} areas) in {home / 'landing'}")
+
+    redis_port = _free_port()
+    supervisor.start(
+        "redis",
+        [
+            _redis_binary(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(redis_port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(home / "redis"),
+        ],  # fmt: skip
+        dict(os.environ),
+    )
+    _wait("redis", lambda: bool(Redis(port=redis_port, socket_timeout=1).ping()), 30, supervisor)
+
+    clusters = {name: EmbeddedPostgres(home / name) for name in ("pg", "airflow-pg")}
+    for name, cluster in clusters.items():
+        cleanups.append(cluster.stop)
+        cluster.start()
+        say(f"started Postgres {name:<10} on 127.0.0.1:{cluster.port()} (pg_ctl, postmaster.pid in {cluster.data_dir})")
+    warehouse_url = clusters["pg"].url()
+    with psycopg.connect(clusters["airflow-pg"].url(), autocommit=True) as conn:
+        conn.execute("create database airflow")
+    metadata_url = clusters["airflow-pg"].url().rsplit("/", 1)[0] + "/airflow"
+
+    police_url, stop_police = police_api.start(seed=42, latest=month)
+    cleanups.append(stop_police)
+    say(f"data.police.uk stand-in at {police_url}")
+
+    api_port = _free_port()
+    password = secrets.token_urlsafe(16)
+    (home / "airflow" / "passwords.json").write_text(json.dumps({API_USER: password}))
+    env = _airflow_env(home, metadata_url, f"redis://127.0.0.1:{redis_port}/0", warehouse_url, api_port, police_url)
+    cli_log = home / "logs" / "airflow-cli.log"
+    started = time.monotonic()
+    _airflow(env, cli_log, "db", "migrate")
+    say(f"airflow db migrate on Postgres: {time.monotonic() - started:.0f} s")
+
+    airflow = str(BIN / "airflow")
+    supervisor.start(
+        "api-server", [airflow, "api-server", "--host", "127.0.0.1", "--port", str(api_port), "--workers", "2"], env
+    )
+    health = f"http://127.0.0.1:{api_port}/api/v2/monitor/health"
+    _wait(
+        "api-server (execution API)", lambda: urllib.request.urlopen(health, timeout=2).status == 200, 180, supervisor
+    )
+    supervisor.start("scheduler", [airflow, "scheduler"], env)
+    supervisor.start("dag-processor", [airflow, "dag-processor"], env)
+    trigger_env = env | {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port())}
+    supervisor.start("triggerer", [airflow, "triggerer"], trigger_env)
+    for worker in WORKERS:
+        worker_env = env | {
+            WORKER_NAME_ENV: worker,
+            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "misuse_warehouse.hostname.worker_hostname",
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+        }
+        argv = [airflow, "celery", "worker", "--celery-hostname", f"{worker}@%h", "--queues", "default",
+                "--concurrency", "2"]  # fmt: skip
+        supervisor.start(worker, argv, worker_env)
+
+    broker = Celery(broker=env["AIRFLOW__CELERY__BROKER_URL"])
+
+    def workers_answer() -> bool:
+        names = {name.split("@")[0] for reply in broker.control.ping(timeout=2) for name in reply}
+        return set(WORKERS) <= names
+
+    _wait("both Celery workers answer a ping", workers_answer, 240, supervisor)
+
+    with psycopg.connect(metadata_url, autocommit=True) as meta:
+
+        def dag_parsed() -> bool:
+            errors = meta.execute("select filename, stacktrace from import_error").fetchall()
+            if errors:
+                raise Failed(f"DAG import errors: {errors}")
+            return bool(meta.execute("select 1 from serialized_dag where dag_id = %s", (DAG_ID,)).fetchone())
+
+        _wait(f"{DAG_ID} parsed by the dag-processor", dag_parsed, 300, supervisor)
+        rest = RestApi(f"http://127.0.0.1:{api_port}", API_USER, password)
+        rest.call("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+        run_id = f"distributed__{month}__{int(time.time())}"
+        conf = {"landing": str(home / "landing")}
+        body = {"dag_run_id": run_id, "logical_date": _logical_date(month), "conf": conf}
+        created = rest.call("POST", f"/api/v2/dags/{DAG_ID}/dagRuns", body)
+        interval = f"{created['data_interval_start']} to {created['data_interval_end']}: {month} in Europe/London"
+        say(f"triggered {DAG_ID} run {run_id} through the REST API: data interval {interval}, conf {json.dumps(conf)}")
+
+        started = time.monotonic()
+        state, kill = _watch(meta, run_id, supervisor)
+        say(f"run {run_id} ended {state} after {time.monotonic() - started:.0f} s")
+        tries = _task_tries(meta, run_id)
+    _report(tries, kill)
+    if state != "success":
+        raise Failed(f"run ended {state}")
+    after_kill = [t.label for t in tries if t.hostname == kill.worker and t.start_date and t.start_date > kill.at]
+    if after_kill:
+        raise Failed(f"{kill.worker} was killed but tasks finished on it afterwards: {after_kill}")
+    rows, areas = _published(warehouse_url, run_id, month)
+    survivor = next(w for w in WORKERS if w != kill.worker)
+    print(
+        f"\nPASSED: run {run_id} succeeded on CeleryExecutor; tasks ran on {' and '.join(WORKERS)}; "
+        f"{kill.worker} was killed with SIGKILL during {kill.task.label} and the retry succeeded on {survivor}; "
+        f"marts.kpi_monthly published for {month}: {rows} rows, {areas} areas.\n",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--month", default="2025-04", help="reporting month to run (YYYY-MM)")
+    parser.add_argument("--home", type=Path, default=settings.PROJECT_ROOT / ".local" / "distributed")
+    args = parser.parse_args(argv)
+    home = args.home.resolve()
+    _clean_home(home)
+    os.environ.pop("MISUSE_WAREHOUSE_PG_PORT", None)  # two clusters: each takes a free port
+    supervisor = Supervisor(home / "logs")
+    cleanups: list[Callable[[], None]] = []
+
+    def interrupted(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        run(home, args.month, supervisor, cleanups)
+        return 0
+    except Failed as failure:
+        say(f"FAILED: {failure}")
+        return 1
+    except KeyboardInterrupt:
+        say("interrupted: stopping everything this run started")
+        return 130
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+        supervisor.stop_all()
+        for cleanup in reversed(cleanups):
+            cleanup()
+        say("stopped the Postgres clusters (pg_ctl stop) and the police stand-in")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

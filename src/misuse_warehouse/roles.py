@@ -1,0 +1,291 @@
+"""Who may read and write what: the roles the migration creates, and the security every publication carries.
+
+All of them are group roles (NOLOGIN). People and tools log in as their own users and are granted one:
+
+- `misuse_owner` owns the raw and ops zones and the area look-up; no one logs in as it.
+- `loader` writes raw (and records purges); it cannot read or build the marts.
+- `transformer` runs dbt: reads raw except the plain attributor (initials, date of birth), builds,
+  gates and publishes the marts.
+- `bi_reader` reads the aggregate marts (`marts`), every area.
+- `analyst` is the parent of `analyst_<group>` (analyst_groups.yaml): the aggregate marts, restricted by
+  row-level security to the rows of its group's areas in every published table with an area.
+- `public_health` reads the person-level marts (`marts_person`) as well as the aggregates.
+
+Row-level security finds an analyst's areas from role membership of `current_user` (ops.analyst_areas
+through `ops.analyst_area_codes`), never from a setting a session could change.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import yaml
+from psycopg import sql
+
+OWNER = "misuse_owner"
+LOADER = "loader"
+TRANSFORMER = "transformer"
+BI_READER = "bi_reader"
+ANALYST = "analyst"
+PUBLIC_HEALTH = "public_health"
+GROUP_ROLES = (OWNER, LOADER, TRANSFORMER, BI_READER, ANALYST, PUBLIC_HEALTH)
+PIPELINE_ROLES = (OWNER, LOADER, TRANSFORMER)  # the pipeline's login switches into these
+
+# Columns that say which area a published row belongs to (kpi_monthly: area_code; facts and dims: area_id).
+AREA_COLUMNS = ("area_code", "area_id")
+# Schemas dbt builds: the transformer owns them and everything in them.
+BUILT_SCHEMAS = ("staging", "intermediate", "reference", "marts", "marts_next", "marts_person", "marts_person_next")
+
+ANALYST_GROUPS_ENV = "MISUSE_WAREHOUSE_ANALYST_GROUPS"
+DEFAULT_ANALYST_GROUPS = Path(__file__).parent / "analyst_groups.yaml"
+_GROUP_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
+_AREA_CODE = re.compile(r"[EWSN]\d{8}")
+
+
+class AnalystGroupsError(ValueError):
+    """The analyst groups file is malformed: nothing is changed."""
+
+
+@dataclass(frozen=True)
+class AnalystGroups:
+    groups: dict[str, tuple[str, ...]]  # role name -> area codes
+    shared: tuple[str, ...]  # area codes every analyst reads (e.g. England)
+
+    def mapping(self) -> list[tuple[str, str]]:
+        """(role, area_code) rows of ops.analyst_areas; shared areas belong to the parent role."""
+        rows = {(role, code) for role, codes in self.groups.items() for code in codes}
+        rows |= {(ANALYST, code) for code in self.shared}
+        return sorted(rows)
+
+
+def analyst_groups_path() -> Path:
+    return Path(os.environ.get(ANALYST_GROUPS_ENV) or DEFAULT_ANALYST_GROUPS)
+
+
+def load_analyst_groups(path: Path | None = None) -> AnalystGroups:
+    """Read and check the analyst groups file: group names become role names, so both are validated."""
+    path = path or analyst_groups_path()
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise AnalystGroupsError(f"analyst groups file {path}: {error}") from error
+    if not isinstance(data, dict) or not isinstance(data.get("groups", {}), dict):
+        raise AnalystGroupsError(f"analyst groups file {path}: expected `groups:` mapping group name to area codes")
+    problems: list[str] = []
+    groups: dict[str, tuple[str, ...]] = {}
+    for name, codes in (data.get("groups") or {}).items():
+        if not isinstance(name, str) or not _GROUP_NAME.fullmatch(name):
+            problems.append(f"group name {name!r} must be lowercase letters, digits and _ (max 41)")
+            continue
+        groups[f"{ANALYST}_{name}"] = _area_codes(codes, f"group {name}", problems)
+    shared = _area_codes(data.get("shared") or [], "shared", problems)
+    if problems:
+        raise AnalystGroupsError(f"analyst groups file {path}: " + "; ".join(problems))
+    return AnalystGroups(groups, shared)
+
+
+def _area_codes(codes: object, where: str, problems: list[str]) -> tuple[str, ...]:
+    if not isinstance(codes, list) or (not codes and where != "shared"):
+        problems.append(f"{where}: expected a list of area codes")
+        return ()
+    bad = [c for c in codes if not isinstance(c, str) or not _AREA_CODE.fullmatch(c)]
+    if bad:
+        problems.append(f"{where}: not GSS codes: {', '.join(map(repr, bad))}")
+    return tuple(c for c in codes if c not in bad)
+
+
+# Migration: roles, ownership, grants on the zones the pipeline writes
+
+
+AREA_LOOKUP_DDL = """
+create table if not exists ops.analyst_areas (
+    analyst_role text not null,
+    area_code text not null,
+    primary key (analyst_role, area_code)
+);
+
+-- The areas whose rows `role_name` may read: those of every analyst role it is a member of.
+-- Security definer so analysts need no access to ops; the caller passes current_user, which
+-- only SET ROLE / SET SESSION AUTHORIZATION change, and those need membership already.
+create or replace function ops.analyst_area_codes(role_name name) returns text[]
+language sql stable security definer
+set search_path = pg_catalog, pg_temp
+as $$
+    select coalesce(array_agg(distinct analyst_areas.area_code order by analyst_areas.area_code), '{}'::text[])
+    from ops.analyst_areas
+    inner join pg_catalog.pg_roles on pg_roles.rolname = analyst_areas.analyst_role
+    where pg_catalog.pg_has_role(role_name, pg_roles.oid, 'member')
+$$;
+"""
+
+
+def ensure_roles(conn: psycopg.Connection, groups: AnalystGroups) -> None:
+    """Create missing group roles and memberships; the pipeline's login may switch into its roles."""
+    wanted = [*GROUP_ROLES, *groups.groups]
+    existing = {r[0] for r in conn.execute("select rolname from pg_roles where rolname = any(%s)", (wanted,))}
+    for role in wanted:
+        if role not in existing:
+            conn.execute(sql.SQL("create role {} nologin").format(sql.Identifier(role)))
+    members = {
+        r[0]
+        for r in conn.execute(
+            """select member.rolname from pg_auth_members m
+               join pg_roles member on member.oid = m.member
+               join pg_roles parent on parent.oid = m.roleid
+               where parent.rolname = %s""",
+            (ANALYST,),
+        )
+    }
+    for role in groups.groups:
+        if role not in members:
+            conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(ANALYST), sql.Identifier(role)))
+    me, is_superuser = conn.execute(
+        "select current_user, rolsuper from pg_roles where rolname = current_user"
+    ).fetchone()
+    if not is_superuser:  # a superuser may SET ROLE to anything; others need membership
+        for role in PIPELINE_ROLES:
+            if not conn.execute("select pg_has_role(current_user, %s, 'member')", (role,)).fetchone()[0]:
+                conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(role), sql.Identifier(me)))
+
+
+def secure_zones(
+    conn: psycopg.Connection, attributor_columns: dict[str, tuple[str, ...]], groups: AnalystGroups
+) -> None:
+    """Ownership and grants of raw, ops and the built schemas; the analyst area look-up. Idempotent.
+
+    `attributor_columns`: raw table -> its plain attributor columns, which the transformer may not read.
+    """
+    conn.execute(AREA_LOOKUP_DDL)
+    conn.execute("delete from ops.analyst_areas")
+    with conn.cursor().copy("copy ops.analyst_areas (analyst_role, area_code) from stdin") as copy:
+        for row in groups.mapping():
+            copy.write_row(row)
+    for schema in ("raw", "ops"):
+        _own(conn, schema, OWNER)
+    for schema in BUILT_SCHEMAS:
+        if conn.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone():
+            _own(conn, schema, TRANSFORMER)
+    statements = [
+        ("grant create on database {} to {}", (_current_database(conn), TRANSFORMER)),
+        ("grant usage on schema raw to {}, {}", (LOADER, TRANSFORMER)),
+        ("grant select, insert, update on all tables in schema raw to {}", (LOADER,)),
+        ("grant select on all tables in schema raw to {}", (TRANSFORMER,)),
+        ("grant usage on schema ops to {}, {}", (LOADER, TRANSFORMER)),
+        ("grant select, insert on ops.publications to {}", (TRANSFORMER,)),
+        ("grant select, insert on ops.retention_purges, ops.key_rotations to {}", (LOADER,)),
+        # run observability: every task records itself, as whichever role it runs as
+        ("grant select, insert on ops.task_runs, ops.gate_results to {}, {}", (LOADER, TRANSFORMER)),
+        ("grant select, insert, update on ops.submission_status to {}", (TRANSFORMER,)),
+        ("revoke all on function ops.analyst_area_codes(name) from public", ()),
+        ("grant execute on function ops.analyst_area_codes(name) to {}", (ANALYST,)),
+        ("grant usage on schema marts to {}, {}, {}", (BI_READER, ANALYST, PUBLIC_HEALTH)),
+        ("grant usage on schema marts_person to {}", (PUBLIC_HEALTH,)),
+    ]
+    for template, names in statements:
+        conn.execute(sql.SQL(template).format(*map(sql.Identifier, names)))
+    for table, hidden in attributor_columns.items():
+        columns = [
+            r[0]
+            for r in conn.execute(
+                """select column_name from information_schema.columns
+                   where table_schema = 'raw' and table_name = %s order by ordinal_position""",
+                (table,),
+            )
+            if r[0] not in hidden
+        ]
+        target = sql.Identifier("raw", table)
+        conn.execute(sql.SQL("revoke select on {} from {}").format(target, sql.Identifier(TRANSFORMER)))
+        conn.execute(
+            sql.SQL("grant select ({}) on {} to {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)), target, sql.Identifier(TRANSFORMER)
+            )
+        )
+
+
+_ALTER_KIND = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "S": "sequence", "f": "foreign table"}
+
+
+def _own(conn: psycopg.Connection, schema: str, owner: str) -> None:
+    """Give `owner` the schema and every relation in it (a no-op once done)."""
+    current = conn.execute(
+        "select pg_get_userbyid(nspowner) from pg_namespace where nspname = %s", (schema,)
+    ).fetchone()
+    if current and current[0] != owner:
+        conn.execute(sql.SQL("alter schema {} owner to {}").format(sql.Identifier(schema), sql.Identifier(owner)))
+    relations = conn.execute(
+        """select c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace
+           where n.nspname = %s and c.relkind = any(%s) and pg_get_userbyid(c.relowner) <> %s
+             and not (c.relkind = 'S' and exists (  -- identity and serial sequences follow their table
+                 select 1 from pg_depend d where d.objid = c.oid and d.deptype in ('a', 'i')))""",
+        (schema, list(_ALTER_KIND), owner),
+    ).fetchall()
+    for name, kind in relations:
+        conn.execute(
+            sql.SQL("alter {} {} owner to {}").format(
+                sql.SQL(_ALTER_KIND[kind]), sql.Identifier(schema, name), sql.Identifier(owner)
+            )
+        )
+
+
+def _current_database(conn: psycopg.Connection) -> str:
+    return conn.execute("select current_database()").fetchone()[0]
+
+
+# Publication: grants and row-level security on the next schema, before it is swapped in
+
+
+def secure_published(conn: psycopg.Connection, schema: str, readers: tuple[str, ...], analysts: bool) -> dict:
+    """Grants, security_invoker views and row-level security on every table of `schema`.
+
+    `readers` see every row; with `analysts`, analyst roles see the rows of their areas (and rows with
+    no area). Run on the next schema inside the publishing transaction, so the swap never opens a
+    window without them. Returns which tables got row-level security, on which column.
+    """
+    grantees = [*readers, *([ANALYST] if analysts else [])]
+    roles = sql.SQL(", ").join(map(sql.Identifier, grantees))
+    conn.execute(sql.SQL("grant usage on schema {} to {}").format(sql.Identifier(schema), roles))
+    conn.execute(sql.SQL("grant select on all tables in schema {} to {}").format(sql.Identifier(schema), roles))
+    relations = conn.execute(
+        """select c.relname, c.relkind,
+                  (select a.attname from pg_attribute a
+                   where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped
+                     and a.attname = any(%s)
+                   order by array_position(%s, a.attname::text) limit 1) as area_column
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace
+           where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm')
+           order by c.relname""",
+        (list(AREA_COLUMNS), list(AREA_COLUMNS), schema),
+    ).fetchall()
+    secured: dict[str, str | None] = {}
+    for name, kind, area_column in relations:
+        relation = sql.Identifier(schema, name)
+        if kind == "v":
+            conn.execute(sql.SQL("alter view {} set (security_invoker = true)").format(relation))
+            continue
+        if kind == "m":  # no row-level security on materialized views: published tables only
+            raise RuntimeError(f"{schema}.{name} is a materialized view; publish tables or views instead")
+        if area_column is None:
+            secured[name] = None
+            continue
+        conn.execute(sql.SQL("alter table {} enable row level security").format(relation))
+        for policy in ("every_area", "analyst_areas"):
+            conn.execute(sql.SQL("drop policy if exists {} on {}").format(sql.Identifier(policy), relation))
+        conn.execute(
+            sql.SQL("create policy every_area on {} for select to {} using (true)").format(
+                relation, sql.SQL(", ").join(map(sql.Identifier, readers))
+            )
+        )
+        if analysts:
+            column = sql.Identifier(area_column)
+            conn.execute(
+                sql.SQL(
+                    "create policy analyst_areas on {} for select to {} "
+                    "using ({} is null or {} in (select unnest(ops.analyst_area_codes(current_user))))"
+                ).format(relation, sql.Identifier(ANALYST), column, column)
+            )
+        secured[name] = area_column
+    return secured

@@ -1,0 +1,69 @@
+"""A handful of the bad-file corpus beside good files, through the real monthly DAG (two runs).
+
+The first run publishes the good files; the second finds the same good files (unchanged bytes)
+and bad ones of several feeds beside them: the bad ones are refused and quarantined with their
+reports, the run ends failed naming them, and the published marts are exactly as before.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from bad_files import make_corpus
+
+from misuse_warehouse import settings
+
+MONTH = "2025-03"
+# One of each way to fail: encoding, file type, delimiter, quoting, a value, a GX rule, personal data.
+HANDFUL = (
+    "utf16_le_bom",
+    "xlsx_named_csv",
+    "semicolon_delimiter",
+    "unterminated_quote",
+    "money_pound_sign",
+    "duplicate_measure",
+    "hostile_personal_data",
+)
+
+
+def _drop(landing: Path, kind: make_corpus.Kind) -> Path:
+    path = landing / kind.file
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(kind.content)
+    return path
+
+
+def test_bad_files_are_refused_by_the_dag_and_the_marts_stay_as_they_were(pipeline: Any, tmp_path: Path) -> None:
+    pipeline.reset()
+    shutil.rmtree(settings.reports_dir(), ignore_errors=True)
+    landing = tmp_path / "landing"
+    for kind in make_corpus.baseline_kinds():
+        _drop(landing, kind)
+    pipeline.run_month(landing, MONTH)
+    before = pipeline.checksums()
+    assert before.get("kpi_monthly"), "the good files published"
+    loaded = pipeline.query("select submission_id from raw.submissions where status = 'loaded' order by 1")
+
+    kinds = {k.name: k for k in make_corpus.refused_kinds()}
+    bad = {_drop(landing, kinds[name]).name: kinds[name].code for name in HANDFUL}
+    result = pipeline.run_month(landing, MONTH, expect_success=False)
+
+    assert result.state == "failed" and result.task_states["report"] == "failed"
+    assert result.task_states["publish"] == "success", "the good files still publish"
+    assert pipeline.checksums() == before, "the published marts are exactly as they were"
+    assert pipeline.query("select submission_id from raw.submissions where status = 'loaded' order by 1") == loaded
+    refused = pipeline.query(
+        "select file_name, refusal_code from raw.submissions where dag_run_id = %s and status = 'refused'",
+        (result.run_id,),
+    )
+    assert dict(refused) == bad
+    for name in bad:
+        folder = settings.quarantine_dir() / name.split("_")[0] / MONTH
+        assert not list(landing.rglob(name)), "refused files leave the landing folder"
+        for suffix in ("", ".reason.json", ".reason.txt", ".report.csv", ".report.html"):
+            assert (folder / f"{name}{suffix}").is_file(), f"{name}{suffix}"
+    hostile = next(n for n in bad if bad[n] == "rules_broken")
+    report = (settings.quarantine_dir() / "treatment" / MONTH / f"{hostile}.report.csv").read_text()
+    assert "client_initials_two_letters" in report and "Q7" not in report and "2019-07-23" not in report
