@@ -198,6 +198,9 @@ def local_rows(iid: int, area_type: int) -> list[dict[str, str]]:
         return [row(iid, NAMES[iid], *SOUTH_EAST, period, "5.0", parent=ENGLAND)]
     if area_type == 502:
         medway = row(iid, NAMES[iid], MEDWAY, "Medway", period, "6.3", parent=SOUTH_EAST, lower="4.9", upper="8.0")
+        if iid == 92432:  # 3 deaths in three years: our disclosure rule hides it in the marts
+            medway = row(iid, NAMES[iid], MEDWAY, "Medway", period, "1.1", parent=SOUTH_EAST, lower="0.2",
+                         upper="3.1", count="3", denominator="280000")  # fmt: skip
         return [medway, {**medway, "Parent Code": "", "Parent Name": ""}]  # listed twice
     return []
 
@@ -429,12 +432,60 @@ class TestScorecard:
         assert (t1["is_suppressed"], t1["value"]) == (True, None)
 
 
+class TestGovernance:
+    NEW_MARTS = ("partnership_scorecard", "fct_benchmark_values")
+
+    def test_new_marts_are_built_by_the_transformer_granted_and_row_secured(self, published: dict) -> None:
+        pipeline = published["pipeline"]
+        rows = pipeline.query(
+            """select c.relname, pg_get_userbyid(c.relowner), c.relrowsecurity,
+                      array_agg(p.polname order by p.polname),
+                      has_table_privilege('bi_reader', c.oid, 'select'), has_table_privilege('analyst', c.oid, 'select')
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+               left join pg_policy p on p.polrelid = c.oid
+               where n.nspname = 'marts' and c.relname = any(%s) group by c.oid, c.relname order by 1""",
+            (list(self.NEW_MARTS),),
+        )
+        assert rows == [
+            (name, "transformer", True, ["analyst_areas", "every_area"], True, True) for name in sorted(self.NEW_MARTS)
+        ]
+
+    def test_an_analyst_reads_its_areas_and_england_only(self, published: dict) -> None:
+        from psycopg import connect
+
+        with connect(published["pipeline"].url, autocommit=True) as conn:
+            conn.execute("set role analyst_medway")
+            scorecard = {r[0] for r in conn.execute("select distinct area_id from marts.partnership_scorecard")}
+            benchmarks = {r[0] for r in conn.execute("select distinct area_id from marts.fct_benchmark_values")}
+        assert scorecard == {MEDWAY}
+        assert benchmarks == {MEDWAY, ENGLAND[0]}  # not the region, not other areas
+        everyone = published["pipeline"].query("select distinct area_id from marts.fct_benchmark_values")
+        assert {r[0] for r in everyone} == {MEDWAY, ENGLAND[0], SOUTH_EAST[0]}
+
+    def test_fingertips_counts_of_1_to_4_are_not_published(self, published: dict) -> None:
+        pipeline = published["pipeline"]
+        deaths = pipeline.query(
+            """select is_suppressed, value, ci_lower, ci_upper, count, denominator, value_note
+               from marts.fct_benchmark_values where indicator_id = 92432 and area_id = %s""",
+            (MEDWAY,),
+        )
+        assert deaths == [(True, None, None, None, None, None, None)]
+        small = pipeline.query(
+            "select count(*) from marts.fct_benchmark_values where count between 1 and 4 or denominator between 1 and 4"
+        )
+        assert small == [(0,)]
+        # England's deaths for the same period are published, with England's own value beside Medway's row
+        assert pipeline.query(
+            """select value, england_value from marts.fct_benchmark_values
+               where indicator_id = 92432 and area_id = %s""",
+            (ENGLAND[0],),
+        ) == [(Decimal("5.2"), Decimal("5.2"))]
+
+
 @pytest.fixture(scope="module")
 def packs(published: dict, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    from misuse_warehouse import warehouse
-
     out = tmp_path_factory.mktemp("packs")
-    with warehouse.connect() as conn, warnings.catch_warnings():
+    with report.connect() as conn, warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # e.g. a chart whose layout collapsed
         medway = report.write_pack(conn, MEDWAY, MONTH, out)
         herefordshire = report.write_pack(conn, HEREFORDSHIRE, MONTH, out)
@@ -468,7 +519,9 @@ class TestPerformancePack:
         assert "better" in table_row(page, "Successful completions without re-presentation: non-opiate")
         assert "▲ improving" in table_row(page, "People in structured treatment (12 months)")
         assert "Financial year to date: actual £416,400.00 against a budget of £420,000.00" in page
-        assert "Deaths from drug misuse" in page  # context indicator from Fingertips, Medway 6.3
+        deaths = re.search(r"<tr><td>Deaths from drug misuse .*?</tr>", page, re.S)
+        assert deaths and '<span class="suppressed">suppressed</span>' in deaths.group(0)  # 3 deaths: hidden
+        assert "1.1" not in deaths.group(0)
 
     def test_suppressed_figures_are_shown_as_suppressed_not_zero(self, packs: dict) -> None:
         page = packs["herefordshire"].html.read_text(encoding="utf-8")

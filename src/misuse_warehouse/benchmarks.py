@@ -5,6 +5,7 @@ dbt build reads whatever benchmarks were loaded last. Each indicator's contract-
 through the same file checks, GX raw gate (`raw_fingertips`) and loader as any feed file
 (`pipeline.ingest`); an indicator refused before a file could be written (metadata that names
 another indicator, an unreadable answer) gets its audit row and quarantine reasons here.
+Like the monthly pipeline, it writes raw as `loader` and records each pull in `ops.task_runs`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from misuse_warehouse import fingertips, migrations, warehouse
+from misuse_warehouse import fingertips, migrations, observe, roles, warehouse
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,15 @@ def prepare() -> dict[str, Any]:
 
 def pull(month: str, dag_run_id: str | None = None) -> list[str]:
     """Contract-shaped files of every indicator the API answered well; refusals audited now."""
-    result = fingertips.pull(month)
-    if result.refused:
-        with warehouse.connect() as conn:
-            for refused in result.refused:
-                fingertips.record_refusal(conn, refused, month, dag_run_id)
+    with (
+        warehouse.connect(autocommit=True, role=roles.LOADER) as conn,
+        observe.task_run(conn, dag_run_id, "pull_fingertips", "raw", fingertips.base_url()) as run,
+    ):
+        result = fingertips.pull(month)
+        for refused in result.refused:
+            fingertips.record_refusal(conn, refused, month, dag_run_id)
+        run.rows_out = sum(i["rows"] for i in result.indicators.values())
+        run.detail = {"files": len(result.files), "refused": len(result.refused), "requests": result.requests}
     log.info(
         "fingertips %s from %s: %d files, %d refused, %d requests",
         month,
@@ -61,7 +66,7 @@ def announce(outcomes: list[dict[str, Any]], month: str) -> dict[str, Any]:
 
 def report(dag_run_id: str | None) -> dict[str, int]:
     """Every benchmark refusal of this run (metadata, answer or raw gate), or a quiet success."""
-    with warehouse.connect() as conn:
+    with warehouse.connect(role=roles.LOADER) as conn:
         refused = conn.execute(
             """select source_code, file_name, refusal_code, refusal_reason from raw.submissions
                where feed = %s and status = 'refused' and dag_run_id is not distinct from %s

@@ -5,7 +5,8 @@ links out: styles inline, charts embedded as base64 PNG) and the same charts as 
 it. It reads the published marts only (`marts.partnership_scorecard`, `marts.kpi_monthly`,
 `marts.fct_benchmark_values`), never raw or intermediate data, so the pack shows exactly what BI
 tools see: a suppressed figure is shown as *suppressed*, never as zero, and is left out of lines
-and bars rather than drawn at the axis.
+and bars rather than drawn at the axis. It reads as `bi_reader` when the login may take that role,
+so it could not read anything else even by mistake.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
-from misuse_warehouse import settings
+from misuse_warehouse import roles, settings, warehouse
 
 _AREA = re.compile(r"^E\d{8}$")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -52,6 +54,22 @@ class Pack:
     month: str
     html: Path
     charts: list[Path] = field(default_factory=list)
+
+
+def connect() -> psycopg.Connection:
+    """The published marts as `bi_reader` sees them, when the login may take that role.
+
+    Otherwise the login's own rights apply: an analyst's login reads its areas (row-level security).
+    """
+    conn = warehouse.connect()
+    may = conn.execute(
+        """select case when exists (select 1 from pg_roles where rolname = %s)
+                       then pg_has_role(current_user, %s, 'member') else false end""",
+        (roles.BI_READER, roles.BI_READER),
+    ).fetchone()[0]
+    if may:
+        conn.execute(sql.SQL("set role {}").format(sql.Identifier(roles.BI_READER)))
+    return conn
 
 
 def default_out_dir() -> Path:
@@ -117,7 +135,8 @@ def _context_indicators(conn: psycopg.Connection, area: str) -> list[dict[str, A
                where kpi_code is null and is_headline_sex and is_latest_period
            )
            select local.indicator_name, local.unit_label, local.polarity, local.time_period,
-                  local.value, local.ci_lower, local.ci_upper, local.value_note, local.compared_to_england,
+                  local.value, local.ci_lower, local.ci_upper, local.is_suppressed, local.value_note,
+                  local.compared_to_england,
                   local.england_value, region.area_name as region_name, region.value as region_value
            from latest as local
            left join latest as region
@@ -396,7 +415,8 @@ def _context_table(context: list[dict[str, Any]]) -> str:
     rows = []
     for row in context:
         unit = row["unit_label"]
-        value = f'<span class="suppressed">{_e(row["value_note"] or "no value")}</span>'
+        note = "suppressed" if row["is_suppressed"] else row["value_note"] or "no value"
+        value = f'<span class="suppressed">{_e(note)}</span>'
         if row["value"] is not None:
             value = _e(f"{float(row['value']):,.1f}")
         england = "–" if row["england_value"] is None else f"{float(row['england_value']):,.1f}"

@@ -1,12 +1,17 @@
 -- Headline Fingertips values of the latest pull of each indicator, for England,
 -- regions and upper-tier areas and every period: what the benchmarks are, beside
 -- kpi_monthly's own figures. Breakdown rows (deprivation deciles...) stay out.
+-- Our disclosure rule holds here too (kpis.md): a count or denominator of 1-4
+-- hides the count, denominator, value, limits and Fingertips' own comparison.
 with benchmark_indicators as (
     select * from {{ ref('ref_benchmark_indicators') }}
 ),
 
 headline_values as (
-    select * from {{ ref('stg_fingertips__indicator_values') }}
+    select
+        *,
+        {{ is_small_count('count') }} or {{ is_small_count('denominator') }} as is_suppressed
+    from {{ ref('stg_fingertips__indicator_values') }}
     where not is_breakdown
 ),
 
@@ -42,17 +47,18 @@ select
     headline_values.time_period_sortable = max(headline_values.time_period_sortable) over (
         partition by headline_values.indicator_id, headline_values.sex, headline_values.age
     ) as is_latest_period,
-    headline_values.value,
-    headline_values.lower_ci_95 as ci_lower,
-    headline_values.upper_ci_95 as ci_upper,
-    headline_values.lower_ci_99_8 as ci_lower_99_8,
-    headline_values.upper_ci_99_8 as ci_upper_99_8,
-    headline_values.count,
-    headline_values.denominator,
+    case when not headline_values.is_suppressed then headline_values.value end as value,
+    case when not headline_values.is_suppressed then headline_values.lower_ci_95 end as ci_lower,
+    case when not headline_values.is_suppressed then headline_values.upper_ci_95 end as ci_upper,
+    case when not headline_values.is_suppressed then headline_values.lower_ci_99_8 end as ci_lower_99_8,
+    case when not headline_values.is_suppressed then headline_values.upper_ci_99_8 end as ci_upper_99_8,
+    case when not headline_values.is_suppressed then headline_values.count end as count,
+    case when not headline_values.is_suppressed then headline_values.denominator end as denominator,
+    headline_values.is_suppressed,
     headline_values.is_value_missing,
     headline_values.value_note,
-    headline_values.recent_trend,
-    headline_values.compared_to_england,
+    case when not headline_values.is_suppressed then headline_values.recent_trend end as recent_trend,
+    case when not headline_values.is_suppressed then headline_values.compared_to_england end as compared_to_england,
     england_values.value as england_value,
     headline_values.submission_id,
     headline_values.pulled_month

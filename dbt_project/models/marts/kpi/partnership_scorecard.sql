@@ -1,7 +1,9 @@
 -- marts.partnership_scorecard: what a Combating Drugs Partnership board reads. One
 -- row per area, reporting month and scorecard KPI (seed ref_scorecard_kpis) as
 -- published in kpi_monthly, with its target where one exists, England's value and
--- the comparison (B1), and the trend over the 12 months ending M.
+-- the comparison (B1), and the trend over the 12 months ending M. Numerators and
+-- denominators stay in kpi_monthly: for money and crime KPIs they are no person
+-- counts, and a board reads the value with its interval.
 with scorecard_kpis as (
     select * from {{ ref('ref_scorecard_kpis') }}
 ),
@@ -117,8 +119,6 @@ select
     polarity,
     sort_order,
     value,
-    numerator,
-    denominator,
     ci_lower,
     ci_upper,
     is_suppressed,
