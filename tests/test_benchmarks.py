@@ -380,6 +380,13 @@ class TestB1:
         assert len(extras) == 1
         assert extras[0]["current"] == ["90244", "90245", "92432", "92447", "92544"]
         assert extras[0]["month"] == MONTH
+        # observed like the monthly pipeline: the pull and each file's ingest in ops.task_runs
+        observed = published["pipeline"].query(
+            """select task_id, status, rows_out > 0, detail->>'refused' from ops.task_runs
+               where dag_run_id = %s order by task_id""",
+            (run.run_id,),
+        )
+        assert observed == [("ingest", "loaded", True, None)] * 5 + [("pull_fingertips", "success", True, "1")]
 
 
 class TestScorecard:

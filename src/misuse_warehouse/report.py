@@ -259,6 +259,8 @@ def _trend_chart(
         ax.tick_params(axis="y", labelsize=7)
         if unit == "%":
             ax.set_ylabel("%", fontsize=8)
+        if unit in ("count", "days") and ys:  # from zero: a change of 1 in 1,486 must not look like a fall
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.1)
         ax.grid(axis="y", color="#e5e5e5", linewidth=0.6)
         ax.spines[["top", "right"]].set_visible(False)
         ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
