@@ -212,6 +212,7 @@ def record_dbt_run(project_dir: str, context: Any = None, **_: Any) -> None:
     path = Path(project_dir) / "target" / "run_results.json"
     if not path.exists():
         return
-    dag_run_id = context["run_id"] if context else None
+    # not context["run_id"]: Cosmos overwrites it with the operator's first run when one process runs it twice
+    dag_run_id = context["ti"].run_id if context else None
     with warehouse.connect() as conn:
         record_task_runs(conn, dag_run_id, dbt_node_runs(json.loads(path.read_text())))
