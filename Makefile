@@ -8,7 +8,7 @@ export GX_ANALYTICS_ENABLED := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test test-backfill test-distributed lint manifest airflow dbt-docs lock clean
+.PHONY: install demo test test-backfill test-distributed chromium lint manifest airflow dbt-docs lock clean
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +25,22 @@ manifest: install
 demo: install manifest
 	$(BIN)/misuse-warehouse demo
 
-test: install manifest
+test: install manifest chromium
 	$(BIN)/ruff check src dags tests
 	$(BIN)/python -m pytest
 
 # Not part of `make test`: Airflow's own backfill run by a real scheduler, failed month re-run (about 10 min).
 test-backfill: install manifest
 	$(BIN)/python -m pytest -m scheduler tests/test_backfill.py
+
+# The performance pack test renders the pack in headless Chromium (Debian's chromium package).
+# Installed when missing (as root, else with sudo); CHROMIUM=/path/to/chrome uses another build.
+chromium:
+	@command -v chromium >/dev/null || [ -n "$$CHROMIUM" ] || { \
+	  echo "chromium not found: installing Debian's chromium (the performance pack test renders in it)"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+	  || { echo "could not install chromium: run 'apt-get install chromium' as root, or set CHROMIUM"; exit 1; }; }
 
 # Not part of `make test`: CeleryExecutor with Redis, two workers, one killed mid-run (about 10 min).
 # Installs Debian's redis-server when none is on PATH (needs root; the target starts its own on loopback).

@@ -27,7 +27,7 @@ for name in list(os.environ):
 sys.path.insert(0, str(Path(__file__).parent))
 
 from misuse_warehouse import runtime  # noqa: E402
-from misuse_warehouse.simulate import police_api  # noqa: E402
+from misuse_warehouse.simulate import fingertips_api, police_api  # noqa: E402
 
 runtime.configure()
 
@@ -35,6 +35,9 @@ runtime.configure()
 # skips as "not available" (no internet in CI). Tests of C2 point the variable at their own server.
 POLICE_API_URL, _stop_police_api = police_api.start(latest="2010-01")
 os.environ["MISUSE_WAREHOUSE_POLICE_API"] = POLICE_API_URL
+# Fingertips likewise never leaves the machine: the demo's stand-in, unless a test serves its own answers.
+FINGERTIPS_API_URL, _stop_fingertips_api = fingertips_api.start()
+os.environ["MISUSE_WAREHOUSE_FINGERTIPS_API"] = FINGERTIPS_API_URL
 
 import psycopg  # noqa: E402
 

@@ -16,7 +16,7 @@ def dagbag(pipeline):  # noqa: ANN001, ANN201 - pipeline ensures the manifest an
 
 def test_every_dag_imports(dagbag) -> None:  # noqa: ANN001
     assert dagbag.import_errors == {}
-    assert "monthly_pipeline" in dagbag.dag_ids
+    assert {"monthly_pipeline", "benchmarks"} <= set(dagbag.dag_ids)
 
 
 def test_dags_have_owner_retries_and_no_cycles(dagbag) -> None:  # noqa: ANN001
@@ -38,6 +38,19 @@ def test_monthly_pipeline_shape(dagbag) -> None:  # noqa: ANN001
     assert "mart_gate" in publish.upstream_task_ids
     assert [a.name for a in publish.outlets] == ["misuse_warehouse_marts"]
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+
+
+def test_benchmarks_shape(dagbag) -> None:  # noqa: ANN001
+    dag = dagbag.get_dag("benchmarks")
+    assert {"prepare", "benchmark_month", "pull_fingertips", "ingest", "announce", "report"} == set(dag.task_ids)
+    assert dag.get_task("ingest").upstream_task_ids == {"pull_fingertips"}
+    announce = dag.get_task("announce")
+    assert [a.name for a in announce.outlets] == ["misuse_warehouse_benchmarks"]
+    assert "ingest" in announce.upstream_task_ids
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+    assert dag.timetable.expression == "0 0 1 * *"
+    # the exposures (scorecard, pack) are lineage in dbt docs, not tasks
+    assert not [t for t in dagbag.get_dag("monthly_pipeline").task_ids if "exposure" in t or "performance_pack" in t]
 
 
 def _assert_acyclic(dag) -> None:  # noqa: ANN001

@@ -113,6 +113,42 @@ def _run_months(months: list[str], landing: Path | None):  # noqa: ANN202
 
 
 @app.command()
+def benchmarks(
+    month: Annotated[str, typer.Option(help="month YYYY-MM whose data interval the run takes")],
+) -> None:
+    """Pull Fingertips benchmarks through the benchmark DAG (dag.test); API from MISUSE_WAREHOUSE_FINGERTIPS_API."""
+    from misuse_warehouse import runner
+
+    result = runner.run_benchmarks(month)
+    colour = "green" if result.succeeded else "red"
+    console.print(f"[{colour}]benchmarks {month}: {result.state}[/] ({result.run_id})")
+    if not result.succeeded:
+        failed = [t for t, s in result.task_states.items() if s not in ("success", "skipped")]
+        console.print(f"  tasks not successful: {', '.join(failed)}")
+    raise typer.Exit(0 if result.succeeded else 1)
+
+
+@app.command()
+def report(
+    area: Annotated[str, typer.Option(help="GSS code, e.g. E06000035")],
+    month: Annotated[str, typer.Option(help="reporting month YYYY-MM")],
+    out: Annotated[Path | None, typer.Option(help="folder for the HTML and PNGs (default .local/reports)")] = None,
+) -> None:
+    """Write the performance pack (HTML with embedded charts, and the PNGs) from the published marts."""
+    from misuse_warehouse import report as pack
+
+    try:
+        with pack.connect() as conn:
+            written = pack.write_pack(conn, area, month, out)
+    except pack.PackError as error:
+        console.print(f"[red]{error}[/]")
+        raise typer.Exit(2) from error
+    console.print(f"performance pack for {written.area_name} ({area}), {month}: {written.html}")
+    for chart in written.charts:
+        console.print(f"  chart: {chart}")
+
+
+@app.command()
 def backfill(
     from_: Annotated[str, typer.Option("--from", help="first reporting month YYYY-MM")],
     to: Annotated[str, typer.Option(help="last reporting month YYYY-MM")],
@@ -153,6 +189,7 @@ def _progress_columns() -> tuple:
     )
 
 
+@app.command()
 def rekey(
     yes: Annotated[bool, typer.Option("--yes", help="confirm: every raw person_key is recomputed")] = False,
 ) -> None:
@@ -238,33 +275,54 @@ def demo(
 ) -> None:
     """Simulate the seed areas' feeds and run every month through Airflow, then summarise.
 
-    Police crimes come from a local stand-in for data.police.uk (simulated crimes in the API's
-    shape), so the demo is offline and the DAG's connector code is the one used in production.
+    Police crimes and Fingertips benchmarks come from local stand-ins for data.police.uk and the
+    Fingertips API (simulated data in the APIs' shapes), so the demo is offline and the DAGs'
+    connector code is the one used in production. The benchmark DAG runs once before the first
+    month, so every month is compared with England; the demo ends by writing the performance pack
+    of the first area for the last month.
     """
-    from misuse_warehouse import police, pseudonymise, warehouse
-    from misuse_warehouse.simulate import police_api
+    from misuse_warehouse import fingertips, police, pseudonymise, runner, warehouse
+    from misuse_warehouse import report as pack
+    from misuse_warehouse.simulate import fingertips_api, police_api
 
     os.environ.setdefault(settings.PSEUDONYM_KEY_ENV, pseudonymise.demo_secret(settings.home()))
     landing = settings.landing_dir()
+    month_list = _months(months)
     with console.status("starting the warehouse"):
         url_ = warehouse.url()
     simulate(out=landing, months=months, areas=areas, seed=42, defect=None)
-    police_url, stop_police = police_api.start(seed=42, latest=_months(months)[-1])
-    previous_police = os.environ.get(police.BASE_URL_ENV)
+    police_url, stop_police = police_api.start(seed=42, latest=month_list[-1])
+    # as published before the first month: the calendar year before it, the financial year ending in it
+    fingertips_url, stop_fingertips = fingertips_api.start(seed=42, latest_year=int(month_list[0][:4]) - 1)
+    previous = {name: os.environ.get(name) for name in (police.BASE_URL_ENV, fingertips.BASE_URL_ENV)}
     os.environ[police.BASE_URL_ENV] = police_url
+    os.environ[fingertips.BASE_URL_ENV] = fingertips_url
     console.print(f"police API stand-in at {police_url} (simulated crimes, approximate demo polygons)")
+    console.print(f"Fingertips API stand-in at {fingertips_url} (simulated benchmarks near published levels)")
     try:
         started = time.monotonic()
-        results = _run_months(_months(months), landing)
+        with console.status(f"benchmark DAG for {month_list[0]} (Fingertips)"):
+            benchmark_run = runner.run_benchmarks(month_list[0])
+        colour = "green" if benchmark_run.succeeded else "red"
+        console.print(f"[{colour}]benchmarks {month_list[0]}: {benchmark_run.state}[/] ({benchmark_run.run_id})")
+        results = _run_months(month_list, landing)
         elapsed = time.monotonic() - started
     finally:
         stop_police()
-        if previous_police is None:
-            os.environ.pop(police.BASE_URL_ENV, None)
-        else:
-            os.environ[police.BASE_URL_ENV] = previous_police
+        stop_fingertips()
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     _summary(results, url_, elapsed)
-    if not all(r.succeeded for r in results):
+    area = [a.strip() for a in areas.split(",")][0]
+    published = [r.month for r in results if r.succeeded]
+    if published:
+        with pack.connect() as conn:
+            written = pack.write_pack(conn, area, published[-1], pack.default_out_dir())
+        console.print(f"\nperformance pack for {written.area_name}, {published[-1]}: [bold]{written.html}[/]")
+    if not (benchmark_run.succeeded and all(r.succeeded for r in results)):
         raise typer.Exit(1)
 
 

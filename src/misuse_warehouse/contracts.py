@@ -25,6 +25,7 @@ PG_TYPES = {
     "month": "date",
     "integer": "integer",
     "money": "numeric(14, 2)",
+    "decimal": "numeric",
 }
 
 

@@ -36,6 +36,7 @@ _VALUE_PATTERNS = {
     "month": re.compile(r"^\d{4}-\d{2}$"),
     "integer": re.compile(r"^-?\d+$"),
     "money": re.compile(r"^-?\d+(\.\d{1,2})?$"),
+    "decimal": re.compile(r"^-?\d+(\.\d+)?$"),
 }
 # What each value rule of these checks means, for refusal messages and validation reports.
 RULE_TEXT = {
@@ -45,6 +46,7 @@ RULE_TEXT = {
     "impossible_month": "is written YYYY-MM but the month is not 01 to 12",
     "bad_integer": "is not a whole number",
     "bad_money": "is not an amount in pounds (digits, at most two decimals)",
+    "bad_decimal": "is not a plain decimal number such as 12.3456",
     "money_currency_sign": "has a currency sign: write pounds as digits only, e.g. 1234.56",
     "money_thousands_separator": "has a thousands separator: write 1234.56, not 1,234.56",
     "money_too_many_decimals": "has more than two decimals: pounds and pence only",
@@ -313,7 +315,7 @@ def _typed_text(
         quoted = WITHHELD if column in contract.hidden_columns else f'"{raw}"'
         problems.append({"row": line, "column": column, "rule": "whitespace_in_code", "value": quoted})
         return None
-    if type_ in ("integer", "money") and value in SUPPRESSION_MARKERS:
+    if type_ in ("integer", "money", "decimal") and value in SUPPRESSION_MARKERS:
         notes.append(f"line {line}: {column} '{value}' is a suppression marker, loaded as NULL")
         warnings.append(
             Finding(

@@ -71,7 +71,7 @@ def file_frame(parsed: ParsedFile) -> pd.DataFrame:
         values = frame[column.name]
         if column.type in ("date", "month"):
             frame[column.name] = pd.to_datetime(values, format="%Y-%m-%d")
-        elif column.type in ("integer", "money"):
+        elif column.type in ("integer", "money", "decimal"):
             frame[column.name] = pd.to_numeric(values).astype("float64")
     start = parsed.name.period_start
     frame["_file_source"] = parsed.name.source

@@ -13,6 +13,7 @@ from misuse_warehouse import settings, warehouse
 OWNER = "data-engineering"
 TIMEZONE = "Europe/London"
 MARTS_ASSET_NAME = "misuse_warehouse_marts"
+BENCHMARKS_ASSET_NAME = "misuse_warehouse_benchmarks"
 MANIFEST = settings.DBT_PROJECT_DIR / "target" / "manifest.json"
 # dbt in its own process: on 2 cores in-process dbtRunner shares the GIL with the task and its
 # per-event callbacks (one month's build: 17.5 s in-process, 12.5 s as a subprocess).

@@ -8,6 +8,7 @@ from pathlib import Path
 from misuse_warehouse import runtime
 
 DAG_ID = "monthly_pipeline"
+BENCHMARKS_DAG_ID = "benchmarks"
 
 
 @dataclass(frozen=True)
@@ -40,15 +41,24 @@ def load_dag(dag_id: str = DAG_ID):  # noqa: ANN201 - airflow's DAG type is heav
 
 def run_month(month: str, landing: Path | None = None) -> RunResult:
     """One reporting month, landing folder optional; returns the run's final state per task."""
+    conf = {"landing": str(Path(landing).resolve())} if landing else {}
+    return _run(DAG_ID, month, conf)
+
+
+def run_benchmarks(month: str) -> RunResult:
+    """The benchmark DAG for the data interval of `month`: Fingertips pulled, gated and loaded."""
+    return _run(BENCHMARKS_DAG_ID, month, {})
+
+
+def _run(dag_id: str, month: str, conf: dict) -> RunResult:
     import pendulum
 
     runtime.configure()
     runtime.ensure_airflow_db()
     runtime.ensure_manifest()
-    dag = load_dag()
+    dag = load_dag(dag_id)
     due = runtime.run_after(month)
     logical = pendulum.datetime(due.year, due.month, due.day, tz="Europe/London")
-    conf = {"landing": str(Path(landing).resolve())} if landing else {}
     run = dag.test(logical_date=logical, run_conf=conf)
     states = {
         (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state)

@@ -15,21 +15,42 @@ with domain_kpis as (
 
 disclosed_kpis as (
     {{ disclosure_control('domain_kpis') }}
+),
+
+-- B1: England's latest Fingertips value for T4 (each group) and C1
+england_benchmarks as (
+    select kpi_code, breakdown, england_value, polarity, submission_id
+    from {{ ref('int_benchmarks__kpi_england_values') }}
 )
 
 select
-    area_code::text as area_code,
-    month::date as month,
-    kpi_code::text as kpi_code,
-    breakdown::text as breakdown,
-    numerator::numeric as numerator,
-    denominator::numeric as denominator,
-    value::numeric as value,
-    ci_lower::numeric as ci_lower,
-    ci_upper::numeric as ci_upper,
-    is_suppressed::boolean as is_suppressed,
-    is_provisional::boolean as is_provisional,
-    null::numeric as england_value,
-    null::text as comparison,
-    source_submissions::text[] as source_submissions
+    disclosed_kpis.area_code::text as area_code,
+    disclosed_kpis.month::date as month,
+    disclosed_kpis.kpi_code::text as kpi_code,
+    disclosed_kpis.breakdown::text as breakdown,
+    disclosed_kpis.numerator::numeric as numerator,
+    disclosed_kpis.denominator::numeric as denominator,
+    disclosed_kpis.value::numeric as value,
+    disclosed_kpis.ci_lower::numeric as ci_lower,
+    disclosed_kpis.ci_upper::numeric as ci_upper,
+    disclosed_kpis.is_suppressed::boolean as is_suppressed,
+    disclosed_kpis.is_provisional::boolean as is_provisional,
+    england_benchmarks.england_value::numeric as england_value,
+    {{ benchmark_comparison(
+        'disclosed_kpis.ci_lower', 'disclosed_kpis.ci_upper',
+        'england_benchmarks.england_value', 'england_benchmarks.polarity'
+    ) }}::text as comparison,
+    -- a figure compared with England also rests on the Fingertips submission
+    case
+        when england_benchmarks.submission_id is null then disclosed_kpis.source_submissions
+        else array(
+            select submission_id
+            from unnest(disclosed_kpis.source_submissions || england_benchmarks.submission_id::text) as submission_id
+            group by submission_id
+            order by submission_id::bigint
+        )
+    end::text[] as source_submissions
 from disclosed_kpis
+left join england_benchmarks
+    on england_benchmarks.kpi_code = disclosed_kpis.kpi_code
+    and england_benchmarks.breakdown = disclosed_kpis.breakdown
