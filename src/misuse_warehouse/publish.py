@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from dataclasses import dataclass
 
 import psycopg
-from psycopg import sql
+from psycopg import errors, sql
+from tenacity import before_sleep_log, retry, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from misuse_warehouse import faults, roles
 
@@ -24,6 +26,13 @@ PERSON_PUBLISHED = "marts_person"
 PERSON_NEXT = "marts_person_next"
 PERSON_RETIRED = "marts_person_retired"
 READER_ROLE = roles.BI_READER
+# Autovacuum of a table dbt just built can deadlock with the publication's ALTER TABLEs (seen in
+# the demo on PostgreSQL 18); the transaction rolls back whole, so it is simply tried again.
+CONTENDED = (errors.DeadlockDetected, errors.LockNotAvailable)
+PUBLISH_ATTEMPTS = 4
+LOCK_TIMEOUT = "60s"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,14 +75,22 @@ def _exists(conn: psycopg.Connection, schema: str) -> bool:
     return conn.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone() is not None
 
 
+@retry(
+    retry=retry_if_exception_type(CONTENDED),
+    stop=stop_after_attempt(PUBLISH_ATTEMPTS),
+    wait=wait_exponential(min=2, max=30),
+    before_sleep=before_sleep_log(log, logging.WARNING),
+    reraise=True,
+)
 def publish(conn: psycopg.Connection, dag_run_id: str | None, reporting_month: str | None) -> dict:
     """Swap every next schema into its published name; record what was published. Raises if nothing was built.
 
     `conn` works as the transformer (it owns what dbt built); grants and policies need the roles
-    the migration made.
+    the migration made. A deadlock or lock timeout rolls the transaction back and it is tried
+    again, up to PUBLISH_ATTEMPTS times.
     """
     with conn.transaction():
-        conn.execute("set local lock_timeout = '60s'")
+        conn.execute(sql.SQL("set local lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT)))
         conn.execute("select pg_advisory_xact_lock(hashtext('misuse_warehouse.publish'))")
         missing = [p.next for p in PUBLICATIONS if not _exists(conn, p.next)]
         if missing:
