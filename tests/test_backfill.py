@@ -1,11 +1,11 @@
 """Backfill through Airflow's own scheduler, and resuming it (`make test-backfill`, not in `make test`).
 
 It starts a real scheduler and api-server (LocalExecutor) for several minutes, so it runs on
-demand: `make test-backfill`. Three months go through the backfill; the second holds a file that
+demand: `make test-backfill`. Two months go through the backfill; the second holds a file that
 is refused, so its run fails loudly. First the backfill is created and the command "interrupted"
 before any run (the state a Ctrl-C right after creation leaves): running the command again
 resumes that backfill rather than starting another. Then the file is corrected and the same
-command re-runs the failed month only; the months that succeeded are not run again.
+command re-runs the failed month only, as a fresh run; the month that succeeded is not run again.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from misuse_warehouse import backfill, runtime
 
 pytestmark = pytest.mark.scheduler
 
-MONTHS = ("2025-01", "2025-02", "2025-03")
+MONTHS = ("2025-01", "2025-02")
 
 
 def _rows(month: str, n: int) -> list[dict]:
@@ -48,17 +48,23 @@ def _cli_backfill(landing: Path) -> subprocess.CompletedProcess:
     )
 
 
-def _runs_per_month() -> dict[str, int]:
-    conn_str = os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
-    with sqlite3.connect(conn_str) as db:
+def _airflow_db() -> sqlite3.Connection:
+    return sqlite3.connect(os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///"))
+
+
+def _latest_backfill() -> int:
+    with _airflow_db() as db:
+        return db.execute("select max(id) from backfill where dag_id = ?", (backfill.DAG_ID,)).fetchone()[0]
+
+
+def _runs() -> dict[str, tuple[str, str]]:
+    """Each backfilled month's DAG run: (state, end date)."""
+    with _airflow_db() as db:
         rows = db.execute(
-            "select logical_date from dag_run where dag_id = ? and run_type = 'backfill'", (backfill.DAG_ID,)
+            "select logical_date, state, end_date from dag_run where dag_id = ? and run_type = 'backfill'",
+            (backfill.DAG_ID,),
         ).fetchall()
-    counts: dict[str, int] = {}
-    for (logical,) in rows:
-        month = backfill._london_month(logical)
-        counts[month] = counts.get(month, 0) + 1
-    return counts
+    return {backfill._london_month(logical): (state, ended) for logical, state, ended in rows}
 
 
 def test_backfill_runs_months_through_the_scheduler_and_resumes(pipeline, landing: Path) -> None:  # noqa: ANN001
@@ -78,18 +84,23 @@ def test_backfill_runs_months_through_the_scheduler_and_resumes(pipeline, landin
     assert first.returncode == 1, first.stdout + first.stderr
     assert f"backfill {created} (resumed)" in first.stdout
     states = {s.month: s.state for s in backfill.month_states(created)}
-    assert states == {"2025-01": "success", "2025-02": "failed", "2025-03": "success"}
+    assert states == {"2025-01": "success", "2025-02": "failed"}
     assert backfill.active_backfill() is None
     # a failed month publishes what arrived and fails loudly; the refused file is quarantined
-    assert pipeline.query("select count(*) from ops.publications")[0][0] == 3
+    assert pipeline.query("select count(*) from ops.publications")[0][0] == 2
 
+    before = _runs()
     broken.write_bytes(good)
     second = _cli_backfill(landing)
     assert second.returncode == 0, second.stdout + second.stderr
     assert "(resumed)" not in second.stdout
-    assert _runs_per_month() == {"2025-01": 1, "2025-02": 2, "2025-03": 1}, "succeeded months are not run again"
+    states = {s.month: s.state for s in backfill.month_states(_latest_backfill())}
+    assert states == {"2025-01": "skipped: already exists", "2025-02": "success"}
+    after = _runs()
+    assert after["2025-01"] == before["2025-01"], "a month that succeeded is not run again"
+    assert after["2025-02"][0] == "success" and after["2025-02"][1] > before["2025-02"][1]
     t1 = pipeline.query(
         "select month, value from marts.kpi_monthly where area_code = 'E06000035' and kpi_code = 'T1' "
-        "and breakdown = 'all' and month between '2025-01-01' and '2025-03-01' order by month"
+        "and breakdown = 'all' and month between '2025-01-01' and '2025-02-01' order by month"
     )
-    assert [(m.strftime("%Y-%m"), v) for m, v in t1] == [("2025-01", 6), ("2025-02", 12), ("2025-03", 18)]
+    assert [(m.strftime("%Y-%m"), v) for m, v in t1] == [("2025-01", 6), ("2025-02", 12)]

@@ -4,7 +4,8 @@ Airflow 3 backfills are run by the scheduler: we create one (`airflow backfill c
 run per month, oldest first, one at a time, re-running failed months but not completed ones),
 then run a scheduler and an api-server (the task runner's execution API) until the backfill
 completes, and stop them. Interrupted, the same command resumes the backfill that is still
-active rather than starting another; months that succeeded are not run again.
+active rather than starting another; months that succeeded are not run again, failed months
+are run again as fresh runs (see `forget_failed_runs`).
 """
 
 from __future__ import annotations
@@ -98,9 +99,44 @@ def _completed(backfill_id: int) -> bool:
         return db.execute("select completed_at is not null from backfill where id = ?", (backfill_id,)).fetchone()[0]
 
 
+def _london_start(month: str) -> datetime:
+    year, number = (int(part) for part in month.split("-"))
+    return datetime(year, number, 1, tzinfo=ZoneInfo("Europe/London")).astimezone(UTC)
+
+
+def forget_failed_runs(first: str, last: str) -> list[str]:
+    """Delete the failed runs of the range from Airflow's metadata, so the backfill runs them afresh.
+
+    Airflow re-runs a failed run by clearing it: every task's next try. Cosmos' watcher producer
+    skips a second try (it will not run `dbt build` twice) and its per-model tasks fall back to
+    one dbt invocation each, a different and far slower path. A fresh run takes the normal path:
+    one `dbt build`. Task logs stay on disk and the run stays in `ops.task_runs`.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    year, number = (int(part) for part in last.split("-"))
+    after_last = f"{year + number // 12}-{number % 12 + 1:02d}"
+    with create_session() as session:
+        failed = session.scalars(
+            select(DagRun).where(
+                DagRun.dag_id == DAG_ID,
+                DagRun.state == "failed",
+                DagRun.logical_date >= _london_start(first),
+                DagRun.logical_date < _london_start(after_last),
+            )
+        ).all()
+        forgotten = [run.run_id for run in failed]
+        for run in failed:
+            session.delete(run)
+    return forgotten
+
+
 def create(first: str, last: str, landing: Path | None) -> int:
     """Serialize the DAGs into the metadata database, then ask Airflow for the backfill."""
     _airflow("dags", "reserialize")
+    forget_failed_runs(first, last)
     conf = json.dumps({"landing": str(Path(landing).resolve())} if landing else {})
     _airflow(
         "backfill",
