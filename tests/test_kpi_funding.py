@@ -225,6 +225,7 @@ def funding(pipeline: Any, tmp_path_factory: pytest.TempPathFactory, make_httpse
     pipeline.reset()
     write_months(landing)
     # late-feed alerts go to a webhook: a local one records them
+    make_httpserver.clear()  # the session's server: other modules' requests and handlers
     make_httpserver.expect_request("/late-feeds", method="POST").respond_with_data("ok")
     os.environ[deadlines.WEBHOOK_ENV] = make_httpserver.url_for("/late-feeds")
     try:
@@ -232,7 +233,7 @@ def funding(pipeline: Any, tmp_path_factory: pytest.TempPathFactory, make_httpse
             pipeline.run_month(landing, month)
     finally:
         os.environ.pop(deadlines.WEBHOOK_ENV)
-    alerts = [json.loads(request.get_data()) for request, _ in make_httpserver.log]
+    alerts = [json.loads(request.get_data()) for request, _ in make_httpserver.log if request.path == "/late-feeds"]
     submission_status = pipeline.query(
         "select expected_submission_id, status, days_late, due_date from ops.submission_status order by 1"
     )
