@@ -8,7 +8,8 @@ export GX_ANALYTICS_ENABLED := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test test-backfill test-distributed chromium lint manifest airflow dbt-docs lock clean
+.PHONY: install demo test test-backfill test-distributed chromium lint manifest airflow dbt-docs lock clean \
+	bench bench-load bench-memory bench-incremental bench-bi bench-e2e bench-demo
 
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +57,29 @@ airflow: install manifest
 dbt-docs: install
 	eval "$$($(BIN)/python -m misuse_warehouse.dbt_env)" && \
 	  $(BIN)/dbt docs generate --quiet --project-dir dbt_project --profiles-dir dbt_project
+
+# Benchmarks (bench/, not part of `make test`): each writes its section of bench/RESULTS.md.
+# Heavy ones last: a national month through the DAG, then `make demo` from a fresh clone.
+BENCH := $(BIN)/python bench
+bench: bench-load bench-memory bench-incremental bench-bi bench-e2e bench-demo
+
+bench-load: install manifest
+	$(BENCH)/bench_load.py
+
+bench-memory: install manifest
+	$(BENCH)/bench_loader_memory.py
+
+bench-incremental: install manifest
+	$(BENCH)/bench_incremental.py
+
+bench-bi: install manifest
+	$(BENCH)/bench_bi_queries.py
+
+bench-e2e: install manifest
+	$(BENCH)/bench_e2e.py
+
+bench-demo: install manifest
+	$(BENCH)/bench_demo.py
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

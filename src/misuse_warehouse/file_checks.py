@@ -308,7 +308,6 @@ def _typed_text(
     warnings: list[Finding],
 ) -> str | None:
     value = raw.strip()
-    shown = WITHHELD if column in contract.hidden_columns else value
     if value == "":
         return None
     if value != raw and type_ in ("code", "gss"):
@@ -325,7 +324,7 @@ def _typed_text(
                 "completeness",
                 (column,),
                 line,
-                shown,
+                _shown(value, column, contract),
             )
         )
         return None
@@ -334,15 +333,22 @@ def _typed_text(
         return value
     if pattern.match(value) is None:
         rule = _money_rule(value) if type_ == "money" else f"bad_{type_}"
-        problems.append({"row": line, "column": column, "rule": rule, "value": shown})
+        problems.append({"row": line, "column": column, "rule": rule, "value": _shown(value, column, contract)})
         return None
     if type_ in ("date", "month"):
         try:
             date.fromisoformat(value if type_ == "date" else f"{value}-01")
         except ValueError:
-            problems.append({"row": line, "column": column, "rule": f"impossible_{type_}", "value": shown})
+            problems.append(
+                {"row": line, "column": column, "rule": f"impossible_{type_}", "value": _shown(value, column, contract)}
+            )
             return None
     return f"{value}-01" if type_ == "month" else value
+
+
+def _shown(value: str, column: str, contract: Contract) -> str:
+    """The value as a message may show it; computed only for a problem (per cell it was half the read time)."""
+    return WITHHELD if column in contract.hidden_columns else value
 
 
 def _money_rule(value: str) -> str:

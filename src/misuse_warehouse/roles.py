@@ -185,6 +185,8 @@ def secure_zones(
         ("grant usage on schema marts to {}, {}, {}", (BI_READER, ANALYST, PUBLIC_HEALTH)),
         ("grant usage on schema marts_person to {}", (PUBLIC_HEALTH,)),
     ]
+    if conn.info.server_version >= 170000:  # MAINTAIN: dbt's on-run-start analyzes raw before planning joins over it
+        statements.append(("grant maintain on all tables in schema raw to {}", (TRANSFORMER,)))
     for template, names in statements:
         conn.execute(sql.SQL(template).format(*map(sql.Identifier, names)))
     for table, hidden in attributor_columns.items():

@@ -1,0 +1,172 @@
+# ruff: noqa: E501 (markdown tables of RESULTS.md written as f-strings)
+"""Measure 2: the dbt build of month 36 vs month 1, same volume per month.
+
+Two databases in one throwaway Postgres, side by side: `warehouse_m1` holds month 1 only,
+`warehouse` months 1 to 36 (the same simulated areas, so the same volume per month). The same
+`dbt build` the Cosmos producer runs (every model and test, into marts_next) alternates between
+them, several repetitions, median. Before each build the next schemas are dropped, as publication
+leaves them. Raw rows are loaded with the loader (checks + load; no GX: the files are clean and the
+gate does not change what is loaded), which is much cheaper than 36 DAG runs.
+
+Volume is reduced (REDUCED_AREAS, ten areas, about a tenth of England): 36 national months would
+take hours on this machine. The figures are for that volume; nothing is extrapolated.
+
+With --keep the 36-month warehouse is left (published) for bench_bi_queries.py --home.
+
+Run: .venv/bin/python bench/bench_incremental.py [--reps 3] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import harness  # noqa: E402
+
+TARGET = 1.3
+FIRST, LAST = "2023-04", "2026-03"
+MONTH_1_DB = "warehouse_m1"
+
+
+def database_url(base: str, name: str) -> str:
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
+def load_months(url: str, landing: Path, months: list[str]) -> tuple[int, float]:
+    """Every file of `months` through checks + loader, into the warehouse at `url`; (rows, seconds)."""
+    os.environ["WAREHOUSE_URL"] = url
+    from misuse_warehouse import file_checks, loader, migrations, roles, warehouse
+
+    with warehouse.connect() as conn:
+        migrations.migrate(conn)
+    rows, started = 0, time.perf_counter()
+    with warehouse.connect(autocommit=True, role=roles.LOADER) as conn:
+        for month in months:
+            for path in harness.feed_files(landing, month):
+                outcome = loader.load(conn, file_checks.read_file(path), f"bench_incremental__{month}")
+                if outcome.status != "loaded":
+                    raise RuntimeError(f"{path.name}: {outcome.status} {outcome.message}")
+                rows += outcome.rows
+    return rows, time.perf_counter() - started
+
+
+def dbt_build(url: str, target: Path) -> tuple[float, dict[str, float]]:
+    """One `dbt build` against `url` after dropping the next schemas; (wall seconds, seconds per node)."""
+    import psycopg
+
+    from misuse_warehouse import publish, settings, warehouse
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for publication in publish.PUBLICATIONS:
+            conn.execute(f"drop schema if exists {publication.next} cascade")
+    env = os.environ | warehouse.dbt_env(url)
+    project = str(settings.DBT_PROJECT_DIR)
+    dbt = str(Path(sys.executable).parent / "dbt")
+    command = [dbt, "build", "--project-dir", project, "--profiles-dir", project, "--target-path", str(target)]
+    command += ["--log-path", str(target / "logs"), "--quiet"]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - started
+    results = json.loads((target / "run_results.json").read_text())
+    nodes = {r["unique_id"]: float(r["execution_time"]) for r in results["results"]}
+    return seconds, nodes
+
+
+def publish_marts(url: str) -> None:
+    os.environ["WAREHOUSE_URL"] = url
+    from misuse_warehouse import publish, roles, warehouse
+
+    with warehouse.connect(role=roles.TRANSFORMER) as conn:
+        publish.publish(conn, "bench_incremental", LAST)
+        conn.commit()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--keep", action="store_true", help="keep the 36-month warehouse for bench_bi_queries.py")
+    args = parser.parse_args()
+    if args.keep:
+        os.environ["BENCH_KEEP_HOME"] = "1"
+
+    months = harness.months_between(FIRST, LAST)
+    landing = harness.simulated("areas10", harness.REDUCED_AREAS, months)
+    load_before = harness.load_average()
+    with harness.throwaway_home("incremental") as home, tempfile.TemporaryDirectory(prefix="bench-dbt-") as tmp:
+        import psycopg
+
+        from misuse_warehouse import warehouse
+
+        base = warehouse.url()
+        with psycopg.connect(base, autocommit=True) as conn:
+            conn.execute(f"create database {MONTH_1_DB}")
+        url_1 = database_url(base, MONTH_1_DB)
+        rows_1, _ = load_months(url_1, landing, months[:1])
+        rows_36, load_seconds = load_months(base, landing, months)
+        print(f"loaded month 1: {rows_1:,} rows; months 1-36: {rows_36:,} rows in {load_seconds:.0f} s")
+        builds: dict[str, list[float]] = {"1": [], "36": []}
+        nodes: dict[str, list[dict[str, float]]] = {"1": [], "36": []}
+        for rep in range(args.reps):
+            for key, url in (("1", url_1), ("36", base)):
+                seconds, per_node = dbt_build(url, Path(tmp) / f"m{key}-{rep}")
+                builds[key].append(seconds)
+                nodes[key].append(per_node)
+                print(f"rep {rep + 1}: month {key} dbt build {seconds:.1f} s")
+        with psycopg.connect(base) as conn:
+            raw_episode_rows = conn.execute("select count(*) from raw.treatment_episodes").fetchone()[0]
+            env = harness.environment_lines(conn, load_before)
+        if args.keep:
+            publish_marts(base)
+            (home / "bench-incremental.json").write_text(json.dumps({"url": base, "months": months}))
+
+    m1, m36 = harness.median(builds["1"]), harness.median(builds["36"])
+    ratio = m36 / m1
+
+    def node_median(key: str, node: str) -> float:
+        return harness.median([run.get(node, 0.0) for run in nodes[key]])
+
+    all_nodes = set(nodes["1"][0]) | set(nodes["36"][0])
+    growth = sorted(all_nodes, key=lambda n: node_median("36", n) - node_median("1", n), reverse=True)[:8]
+    node_rows = "\n".join(
+        f"| `{n.split('.', 2)[-1]}` | {node_median('1', n):.2f} | {node_median('36', n):.2f} |" for n in growth
+    )
+    sum_1 = harness.median([sum(run.values()) for run in nodes["1"]])
+    sum_36 = harness.median([sum(run.values()) for run in nodes["36"]])
+    reps = ", ".join(f"{a:.1f}/{b:.1f}" for a, b in zip(builds["1"], builds["36"], strict=True))
+    harness.write_section(
+        "incremental",
+        "2. dbt build of month 36 vs month 1",
+        f"""
+Volume (reduced, not national): {len(harness.REDUCED_AREAS)} areas ({", ".join(harness.REDUCED_AREAS)}),
+about {rows_1:,} rows of every feed a month. Month 1 = {FIRST} alone; month 36 = {LAST} with {FIRST}..{LAST}
+loaded ({rows_36:,} rows, {raw_episode_rows:,} treatment episode versions in raw). `dbt build` (all models and tests,
+the Cosmos producer's command, without Airflow), {args.reps} alternating repetitions.
+
+| | median wall s | sum of node s |
+| --- | --- | --- |
+| month 1 | {m1:.1f} | {sum_1:.1f} |
+| month 36 | {m36:.1f} | {sum_36:.1f} |
+
+Month 36 / month 1: {ratio:.2f} × (target ≤ {TARGET} ×) — {harness.verdict(ratio <= TARGET)}.
+Per repetition (month 1 / month 36, s): {reps}.
+
+Nodes whose time grew most (median s, month 1 → month 36):
+
+| node | month 1 | month 36 |
+| --- | --- | --- |
+{node_rows}
+
+{env}""",
+    )
+
+
+if __name__ == "__main__":
+    main()
