@@ -45,7 +45,8 @@ class BackfillResult:
 
     @property
     def succeeded(self) -> bool:
-        return all(m.state in ("success", "skipped") for m in self.months)
+        # Airflow skips a month whose run already succeeded ("skipped: already exists")
+        return all(m.state == "success" or m.state.startswith("skipped") for m in self.months)
 
 
 def _airflow(*args: str, **kwargs) -> subprocess.CompletedProcess:  # noqa: ANN003
