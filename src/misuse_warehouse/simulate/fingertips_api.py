@@ -27,14 +27,14 @@ import io
 import json
 import math
 import random
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from misuse_warehouse import settings
+from misuse_warehouse.simulate import serving
 
 ENGLAND = ("E92000001", "England")
 Z95, Z998 = 1.959964, 3.090232
@@ -461,14 +461,4 @@ def start(
         def log_message(self, format: str, *args: object) -> None:
             """Quiet: the demo's console is for the pipeline."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="fake-fingertips-api", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-    return f"http://127.0.0.1:{server.server_address[1]}/api", stop
+    return serving.serve(Handler, port, "fake-fingertips-api")

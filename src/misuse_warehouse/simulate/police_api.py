@@ -27,10 +27,11 @@ import threading
 import time
 from collections.abc import Callable
 from functools import lru_cache
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from misuse_warehouse import police
+from misuse_warehouse.simulate import serving
 from misuse_warehouse.simulate.areas import AREAS
 from misuse_warehouse.simulate.months import month_text, parse_month
 
@@ -275,14 +276,4 @@ def start(
         def log_message(self, format: str, *args: object) -> None:
             """Quiet: the demo's console is for the pipeline."""
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, name="fake-police-api", daemon=True)
-    thread.start()
-
-    def stop() -> None:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
-
-    return f"http://127.0.0.1:{server.server_address[1]}/api", stop
+    return serving.serve(Handler, port, "fake-police-api")
