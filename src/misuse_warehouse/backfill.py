@@ -26,9 +26,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from misuse_warehouse import runtime, settings
+from misuse_warehouse.orchestration import TIMEZONE
+from misuse_warehouse.simulate.months import first_day, parse_month
 
 DAG_ID = "monthly_pipeline"
 POLL_SECONDS = 2.0
+LONDON = ZoneInfo(TIMEZONE)
 
 
 @dataclass(frozen=True)
@@ -86,7 +89,7 @@ def _london_month(logical_date: str) -> str:
     moment = datetime.fromisoformat(logical_date)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(ZoneInfo("Europe/London")).strftime("%Y-%m")
+    return moment.astimezone(LONDON).strftime("%Y-%m")
 
 
 def _is_paused() -> bool:
@@ -100,9 +103,10 @@ def _completed(backfill_id: int) -> bool:
         return db.execute("select completed_at is not null from backfill where id = ?", (backfill_id,)).fetchone()[0]
 
 
-def _london_start(month: str) -> datetime:
-    year, number = (int(part) for part in month.split("-"))
-    return datetime(year, number, 1, tzinfo=ZoneInfo("Europe/London")).astimezone(UTC)
+def _london_start(month_index: int) -> datetime:
+    """Midnight at the start of a month in London, in UTC (as Airflow stores logical dates)."""
+    first = first_day(month_index)
+    return datetime(first.year, first.month, 1, tzinfo=LONDON).astimezone(UTC)
 
 
 def forget_failed_runs(first: str, last: str) -> list[str]:
@@ -117,15 +121,13 @@ def forget_failed_runs(first: str, last: str) -> list[str]:
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    year, number = (int(part) for part in last.split("-"))
-    after_last = f"{year + number // 12}-{number % 12 + 1:02d}"
     with create_session() as session:
         failed = session.scalars(
             select(DagRun).where(
                 DagRun.dag_id == DAG_ID,
                 DagRun.state == "failed",
-                DagRun.logical_date >= _london_start(first),
-                DagRun.logical_date < _london_start(after_last),
+                DagRun.logical_date >= _london_start(parse_month(first)),
+                DagRun.logical_date < _london_start(parse_month(last) + 1),
             )
         ).all()
         forgotten = [run.run_id for run in failed]
