@@ -7,7 +7,7 @@ the demo for the police pull). Wall time of the whole run, and per task from Air
 instances and `ops.task_runs`.
 
 GX's share: dag.test() runs tasks in this process, so the gate's entry points are wrapped with a
-timer: `gate.check_file` (the raw suite on each file's frame, inside `ingest`), `gate.check_marts`
+timer: `gate.check_files` (the raw suite on each feed's files, inside `ingest`), `gate.check_marts`
 (the mart suites, inside `mart_gate`) and `gate.build_data_docs` (inside `report`). Their sum over
 the run's wall time is the share.
 
@@ -67,7 +67,7 @@ def main() -> None:
         os.environ[police.BASE_URL_ENV] = police_url
         totals: dict[str, float] = defaultdict(float)
         counts: dict[str, int] = defaultdict(int)
-        for name in ("check_file", "check_marts", "build_data_docs"):
+        for name in ("check_files", "check_marts", "build_data_docs"):
             timed(gate, name, totals, counts)
         from misuse_warehouse import runner
 

@@ -1,4 +1,4 @@
-"""Monthly pipeline: land → file checks → raw gate → load → dbt (one task per model) → mart gate → publish
+"""Monthly pipeline: land → file checks → raw gate (per feed) → load → dbt (one task per model) → mart gate → publish
 → deadline check (late-feed alerts) and run report.
 
 The reporting month is the run's data interval (a calendar month, Europe/London), never the
@@ -45,12 +45,15 @@ def monthly_pipeline() -> None:
         return pendulum.instance(start).in_timezone(orchestration.TIMEZONE).strftime("%Y-%m")
 
     @task
-    def discover(month: str) -> list[str]:
-        return pipeline.discover(get_current_context()["params"].get("landing"), month)
+    def discover(month: str) -> list[list[str]]:
+        return pipeline.discover_feeds(get_current_context()["params"].get("landing"), month)
 
-    @task(max_active_tis_per_dagrun=2)
-    def ingest(path: str) -> dict:
-        return pipeline.ingest(path, get_current_context()["run_id"])
+    # one task per feed: its files are gated together (GX costs per run) and each loaded or refused alone
+    @task(max_active_tis_per_dagrun=2, map_index_template="{{ feed }}")
+    def ingest(paths: list[str]) -> list[dict]:
+        context = get_current_context()
+        context["feed"] = pipeline.feed_of(paths)
+        return pipeline.ingest_files(paths, context["run_id"])
 
     @task
     def pull_police(month: str) -> dict:
@@ -100,8 +103,8 @@ def monthly_pipeline() -> None:
         return pipeline.check_deadlines(month, get_current_context()["run_id"])
 
     @task(retries=0)
-    def report(outcomes: list[dict]) -> dict:
-        return pipeline.report(list(outcomes), get_current_context()["run_id"])
+    def report(outcomes: list[list[dict]]) -> dict:
+        return pipeline.report([o for feed in outcomes for o in feed], get_current_context()["run_id"])
 
     orchestration.watch_after_build(transform)
     orchestration.record_dbt_runs(transform)
@@ -110,7 +113,7 @@ def monthly_pipeline() -> None:
     files = discover(month)
     prepared = prepare()
     prepared >> files
-    outcomes = ingest.expand(path=files)
+    outcomes = ingest.expand(paths=files)
     police = pull_police(month)
     prepared >> police
     published = publish(month)

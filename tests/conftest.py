@@ -75,7 +75,7 @@ class Pipeline:
         return result
 
     def load_month(self, landing: Path, month: str) -> None:
-        """Land a month's files without building: the ingest the DAG's `ingest` task runs, file by file.
+        """Land a month's files without building: the ingest the DAG's `ingest` task runs, feed by feed.
 
         For fixtures that need many months loaded but read figures at a few: each month through
         the DAG costs about 40 s, and the marts are rebuilt whole from raw at the next DAG run.
@@ -83,10 +83,10 @@ class Pipeline:
         from misuse_warehouse import pipeline
 
         pipeline.prepare()
-        for path in pipeline.discover(str(landing), month):
-            outcome = pipeline.ingest(path, f"load_month__{month}")
-            if outcome["status"] == "refused":
-                raise AssertionError(f"{path} refused: {outcome['message']}")
+        for paths in pipeline.discover_feeds(str(landing), month):
+            for outcome in pipeline.ingest_files(paths, f"load_month__{month}"):
+                if outcome["status"] == "refused":
+                    raise AssertionError(f"{outcome['file']} refused: {outcome['message']}")
 
     def query(self, sql: str, params: tuple | dict = ()) -> list[tuple]:
         with psycopg.connect(self.url) as conn:

@@ -88,3 +88,42 @@ def test_refusal_never_shows_attributor_values(landing: Path) -> None:
     result = _check(landing, [treatment_row(client_initials="A1")])
     failure = next(f for f in result.failures if f["rule"] == "client_initials_two_letters")
     assert failure["rows"] == [2] and failure["values"] == []
+
+
+def _judged(result: gate.GateResult) -> list[tuple[str, list[int], list]]:
+    return [(f["rule"], f["rows"], f["values"]) for f in result.failures]
+
+
+@pytest.mark.parametrize("batch_rows", [gate.BATCH_ROWS, 2], ids=["one_batch", "batches_of_two_rows"])
+def test_files_checked_together_are_judged_as_if_alone(
+    landing: Path, monkeypatch: pytest.MonkeyPatch, batch_rows: int
+) -> None:
+    monkeypatch.setattr(gate, "BATCH_ROWS", batch_rows)
+    first = write_treatment_file(landing, "P0001", "2025-03", [treatment_row(), treatment_row(episode_id="E2")])
+    # the same episode ids from another provider are not duplicates; its own repeated E1 is, and its bad codes
+    broken = write_treatment_file(
+        landing,
+        "P0002",
+        "2025-03",
+        [
+            treatment_row(),
+            treatment_row(substance_group="opiates"),
+            treatment_row(episode_id="E2", substance_group="drink"),
+        ],
+    )
+    last = write_treatment_file(landing, "P0003", "2025-03", [treatment_row(episode_id="E2")])
+    files = [read_file(p) for p in (first, broken, last)]
+
+    together = gate.check_files(files, "test-batch")
+
+    alone = [gate.check_file(f) for f in files]
+    assert [r.success for r in together] == [True, False, True]
+    assert _judged(together[1]) == _judged(alone[1])
+    assert sorted(_judged(together[1])) == [
+        ("episode_id_unique", [2, 3], ["E1", "E1"]),
+        ("substance_group_code", [3, 4], ["opiates", "drink"]),
+    ]
+    assert [(f.rule, f.row) for f in together[1].findings] == [(f.rule, f.row) for f in alone[1].findings]
+    counts = {c["rule"]: (c["element_count"], c["unexpected_count"]) for c in together[1].checks}
+    assert counts["episode_id_unique"] == (3, 2) and counts["substance_group_code"] == (3, 2)
+    assert {c["unexpected_count"] for c in together[0].checks} == {0}

@@ -7,7 +7,9 @@ always started through Airflow (the CLI uses dag.test()).
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -59,32 +61,112 @@ def discover(landing: str | None, month: str) -> list[str]:
     return files
 
 
+def discover_feeds(landing: str | None, month: str) -> list[list[str]]:
+    """The month's files (`discover`) grouped by feed: the DAG ingests each feed's files in one task."""
+    feeds: dict[str, list[str]] = {}
+    for path in discover(landing, month):
+        feeds.setdefault(Path(path).parent.parent.name, []).append(path)
+    return list(feeds.values())
+
+
+def feed_of(paths: list[str]) -> str:
+    """The feed folder of a group of files (an ingest task's label)."""
+    return ", ".join(sorted({Path(p).parent.parent.name for p in paths}))
+
+
 def ingest(path: str, dag_run_id: str | None = None) -> dict[str, Any]:
+    """One file through checks, raw gate and load (see `ingest_files`)."""
+    return ingest_files([path], dag_run_id)[0]
+
+
+def ingest_files(paths: list[str], dag_run_id: str | None = None) -> list[dict[str, Any]]:
     """Checks, raw gate, restatement check, load — or quarantine with the reason and the submitter's report.
 
-    A file loaded with warnings (suppression markers, a provider without a contract in the register)
-    gets its validation report under `<home>/reports/`. Recorded in ops.task_runs and ops.gate_results.
+    The files are read and checked one by one, then the raw gate judges them together (one GX run
+    per batch: its cost is per run, not per row), then each is loaded or refused on its own: one
+    file's refusal never holds back another. A file loaded with warnings (suppression markers, a
+    provider without a contract in the register) gets its validation report under `<home>/reports/`.
+    Each file is a row of ops.task_runs (its gate's seconds shared by rows), its checks in ops.gate_results.
     """
+    outcomes: list[dict[str, Any]] = []
+    with warehouse.connect(autocommit=True, role=roles.LOADER) as conn:
+        intakes: list[_Intake] = []
+        rows = 0
+        for path in paths:
+            intake = _read(conn, Path(path), dag_run_id)
+            intakes.append(intake)
+            rows += len(intake.parsed.rows) if intake.waits_for_gate else 0
+            if rows >= gate.BATCH_ROWS:  # memory stays bounded by a batch, not the month
+                outcomes += _gate_and_load(conn, intakes, dag_run_id)
+                intakes, rows = [], 0
+        outcomes += _gate_and_load(conn, intakes, dag_run_id)
+    return outcomes
+
+
+@dataclass
+class _Intake:
+    """A file on its way in: what reading it found, and the seconds spent on it so far."""
+
+    file: Path
+    run: observe.TaskRun
+    started: datetime
+    seconds: float = 0.0
+    parsed: file_checks.ParsedFile | None = None
+    refusal: Refusal | None = None
+    duplicate: loader.Outcome | None = None
+    checked: gate.GateResult | None = None
+
+    @property
+    def waits_for_gate(self) -> bool:
+        return self.parsed is not None and self.refusal is None and self.duplicate is None
+
+
+def _read(conn: Any, file: Path, dag_run_id: str | None) -> _Intake:
+    intake = _Intake(file, observe.TaskRun("ingest", "raw", file.name), datetime.now(UTC))
+    clock = time.monotonic()
+    try:
+        intake.parsed = file_checks.read_file(file)
+        intake.run.rows_in = len(intake.parsed.rows)
+        intake.duplicate = loader.duplicate_of(conn, intake.parsed)  # checked again under the load's lock
+    except Refusal as refusal:
+        intake.refusal = refusal
+    except BaseException:
+        intake.run.status = "failed"
+        observe.record_task_runs(conn, dag_run_id, [(intake.run, intake.started, time.monotonic() - clock)])
+        raise
+    intake.seconds += time.monotonic() - clock
+    return intake
+
+
+def _gate_and_load(conn: Any, intakes: list[_Intake], dag_run_id: str | None) -> list[dict[str, Any]]:
+    waiting = [i for i in intakes if i.waits_for_gate]
+    clock = time.monotonic()
+    results = gate.check_files([i.parsed for i in waiting], dag_run_id) if waiting else []
+    gate_seconds = time.monotonic() - clock
+    weights = [max(len(i.parsed.rows), 1) for i in waiting]
+    for intake, result, weight in zip(waiting, results, weights, strict=True):
+        intake.checked = result
+        intake.seconds += gate_seconds * weight / sum(weights)
+        if not result.success:
+            intake.refusal = result.refusal()
+    return [_land(conn, intake, dag_run_id) for intake in intakes]
+
+
+def _land(conn: Any, intake: _Intake, dag_run_id: str | None) -> dict[str, Any]:
+    """Load the file or quarantine it, and record both in the ops tables."""
     from misuse_warehouse import register_check, validation_report
 
-    file = Path(path)
-    checked: gate.GateResult | None = None
+    file, run, parsed = intake.file, intake.run, intake.parsed
+    clock = time.monotonic()
     warnings: list = []
-    with (
-        warehouse.connect(autocommit=True, role=roles.LOADER) as conn,
-        observe.task_run(conn, dag_run_id, "ingest", "raw", file.name) as run,
-    ):
+    try:
+        if intake.duplicate:
+            log.info("DUPLICATE %s: %s", file.name, intake.duplicate.message)
+            run.status, run.rows_out = "duplicate", 0
+            return intake.duplicate.as_dict()
         try:
-            parsed = file_checks.read_file(file)
-            run.rows_in = len(parsed.rows)
-            duplicate = loader.duplicate_of(conn, parsed)
-            if duplicate:  # checked again under the load's lock; this skips the gate's cost
-                log.info("DUPLICATE %s: %s", file.name, duplicate.message)
-                run.status, run.rows_out = "duplicate", 0
-                return duplicate.as_dict()
-            checked = gate.check_file(parsed, dag_run_id)
-            if not checked.success:
-                raise checked.refusal()
+            if intake.refusal:
+                raise intake.refusal
             loader.check_restatement(conn, parsed)
             warnings = parsed.warnings + register_check.provider_contract_warnings(conn, parsed)
             outcome = loader.load(conn, parsed, dag_run_id)
@@ -93,10 +175,17 @@ def ingest(path: str, dag_run_id: str | None = None) -> dict[str, Any]:
             log.error("REFUSED %s: %s", file.name, outcome.message)
         run.status, run.rows_out = outcome.status, outcome.rows
         run.detail = {"submission_id": outcome.submission_id, "refusal_code": outcome.refusal_code}
-        if checked:
+        if intake.checked:
+            checked = intake.checked
             observe.record_gate_results(
                 conn, dag_run_id, "raw", checked.suite, file.name, checked.checks, outcome.submission_id
             )
+    except BaseException:
+        run.status = "failed"
+        raise
+    finally:
+        seconds = intake.seconds + time.monotonic() - clock
+        observe.record_task_runs(conn, dag_run_id, [(run, intake.started, seconds)])
     if outcome.status == "refused":
         return outcome.as_dict()
     if warnings and outcome.status == "loaded" and outcome.submission_id is not None:
