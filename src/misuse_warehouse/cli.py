@@ -223,10 +223,11 @@ def rekey(
 @app.command()
 def status() -> None:
     """What is loaded (per feed and month) and what is published."""
+    from misuse_warehouse import publish, warehouse
     from misuse_warehouse import status as status_queries
-    from misuse_warehouse import warehouse
 
     with warehouse.connect() as conn:
+        checksum = publish.published_checksum(conn)
         loaded = Table("feed", "month", "sources", "rows", "refused", title="Submissions (current)")
         for row in status_queries.submissions(conn):
             loaded.add_row(*(str(v) for v in row))
@@ -237,6 +238,7 @@ def status() -> None:
         for row in status_queries.publications(conn):
             pubs.add_row(*(str(v) for v in row))
     console.print(loaded, published, pubs)
+    console.print(f"published marts checksum: {checksum}")
 
 
 @app.command("report-file")
@@ -327,7 +329,7 @@ def demo(
 
 
 def _summary(results, url_: str, elapsed: float) -> None:  # noqa: ANN001
-    from misuse_warehouse import gate, warehouse
+    from misuse_warehouse import gate, publish, warehouse
     from misuse_warehouse import status as status_queries
 
     ok = sum(r.succeeded for r in results)
@@ -339,7 +341,15 @@ def _summary(results, url_: str, elapsed: float) -> None:  # noqa: ANN001
             rows.add_row(schema, table, f"{count:,}")
         console.print(rows)
         gates = conn.execute("select status, count(*) from raw.submissions group by 1 order by 1").fetchall()
+        marts_gate = conn.execute(
+            """select count(distinct dag_run_id), count(*) filter (where is_success), count(*)
+               from ops.gate_results where gate = 'marts' and dag_run_id = any(%s)""",
+            ([r.run_id for r in results],),
+        ).fetchone()
+        checksum = publish.published_checksum(conn)
     console.print("raw gate: " + ", ".join(f"{s} {n}" for s, n in gates))
+    console.print(f"mart gate: {marts_gate[1]:,} of {marts_gate[2]:,} expectations passed over {marts_gate[0]} runs")
+    console.print(f"published marts checksum: {checksum} (the same after every demo from the same seed)")
     docs = gate.data_docs_index()
     console.print("\nWhere to look:")
     console.print(f"  published marts: schema [bold]marts[/] at {url_}")

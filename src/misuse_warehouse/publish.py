@@ -71,6 +71,12 @@ def table_checksums(conn: psycopg.Connection, schema: str) -> dict[str, str]:
     return sums
 
 
+def published_checksum(conn: psycopg.Connection) -> str:
+    """One checksum of every published table's content, order-independent: equal marts, equal checksum."""
+    sums = {p.published: table_checksums(conn, p.published) for p in PUBLICATIONS}
+    return hashlib.sha256(json.dumps(sums, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def _exists(conn: psycopg.Connection, schema: str) -> bool:
     return conn.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone() is not None
 
