@@ -8,7 +8,7 @@ export GX_ANALYTICS_ENABLED := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test test-backfill test-distributed chromium lint manifest airflow dbt-docs lock clean \
+.PHONY: install demo test test-backfill test-airflow test-distributed chromium lint manifest airflow dbt-docs lock clean \
 	bench bench-load bench-memory bench-incremental bench-bi bench-e2e bench-demo
 
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -33,6 +33,10 @@ test: install manifest chromium
 # Not part of `make test`: Airflow's own backfill run by a real scheduler, failed month re-run (about 10 min).
 test-backfill: install manifest
 	$(BIN)/python -m pytest -m scheduler tests/test_backfill.py
+
+# Not part of `make test`: `make airflow` started, its API asked for the DAGs, then Ctrl-C (about 2 min).
+test-airflow: install manifest
+	$(BIN)/python -m pytest -m scheduler tests/test_airflow_ui.py
 
 # The performance pack test renders the pack in headless Chromium (Debian's chromium package).
 # Installed when missing (as root, else with sudo); CHROMIUM=/path/to/chrome uses another build.

@@ -1,13 +1,16 @@
 """`make airflow`: Airflow standalone on the same warehouse and DAGs; Ctrl-C stops all of it.
 
 Standalone starts the api-server, scheduler, dag-processor and triggerer as children; the
-only clean stop is to signal its whole process group, which is what we do on Ctrl-C.
+only clean stop is to signal its whole process group, which is what we do on Ctrl-C. The embedded
+warehouse is stopped too when this command started it (a warehouse already running, e.g. after
+`make demo`, stays up for psql and BI tools).
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -20,6 +23,10 @@ def main() -> None:
     airflow_home = runtime.configure(parallelism=2)
     os.environ.setdefault(settings.PSEUDONYM_KEY_ENV, pseudonymise.demo_secret(settings.home()))
     os.environ.setdefault("AIRFLOW__API__PORT", "8080")
+    # the worker's log server; another Airflow on this machine may hold the default 8793
+    os.environ.setdefault("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", str(_port_or_free(8793)))
+    embedded = None if warehouse.configured_url() else warehouse.embedded()
+    started_warehouse = embedded is not None and not embedded.is_running()
     url = warehouse.url()
     runtime.ensure_airflow_db()
     runtime.ensure_manifest()
@@ -44,6 +51,19 @@ def main() -> None:
                 process.wait(30)
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
+        if started_warehouse and embedded is not None:
+            embedded.stop()
+            print("stopped the embedded warehouse this command started")
+
+
+def _port_or_free(port: int) -> int:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            probe.bind(("127.0.0.1", 0))
+            return probe.getsockname()[1]
 
 
 if __name__ == "__main__":
