@@ -744,3 +744,24 @@ def test_write_feeds_applies_defects_and_refuses_unknown_names(tmp_path):
         write_feeds(tmp_path / "y", ["E06000035"], ["2025-03", "2025-05"])
     with pytest.raises(ValueError):
         write_feeds(tmp_path / "z", ["E10000002"], ["2025-03"])  # abolished Buckinghamshire
+
+
+def test_young_people_episodes_are_under_18_on_referral_also_after_a_novation():
+    """A young person's episode reopened at the new provider on the novation day may be an adult's by then."""
+    from misuse_warehouse.simulate.areas import AREAS, area
+    from misuse_warehouse.simulate.months import age_on, parse_month
+    from misuse_warehouse.simulate.providers import NOVATION_DAY, plan_for
+    from misuse_warehouse.simulate.world import AreaWorld
+
+    plans = [plan_for(area(code)) for code in list(AREAS)[:40]]
+    plans = [p for p in plans if any(s.novated_to for s in p.services)]
+    assert plans, "some of these areas have a novated service"
+    reopened_as_adult = 0
+    for plan in plans:
+        world = AreaWorld(plan, 42)
+        world.run_to(parse_month("2025-03"))
+        for episode in world.episodes:
+            age = age_on(episode.person.dob, episode.referral)
+            assert (episode.service_type == "young_people") == (age < 18), (plan.area.code, episode.episode_id, age)
+            reopened_as_adult += episode.referral == NOVATION_DAY and age == 18
+    assert reopened_as_adult, "seed 42 has the case: a client who turned 18 on the novation day"

@@ -323,9 +323,12 @@ class AreaWorld:
         """
         assert service.novated_to is not None
         eve = NOVATION_DAY - timedelta(days=1)
+        # the reopened episode is referred on the novation day: a young person may be 18 by then
+        service_type = "adult" if age_on(old.person.dob, NOVATION_DAY) >= 18 else old.service_type
         new = replace(
             old,
             provider=service.novated_to,
+            service_type=service_type,
             episode_id=f"{NOVATION_DAY:%y%m}-{self._next_id('novation')}",
             referral=NOVATION_DAY,
             referral_source="other",
