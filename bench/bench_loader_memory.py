@@ -6,13 +6,14 @@ process counts), after a baseline child that only imports what the case imports:
 
 - loader, every file of the month (all feeds): `file_checks.read_file` then `loader.load`, one
   process for all files — more than an `ingest` task holds, which is one file;
-- ingest, the largest treatment files: `pipeline.ingest` (checks, GX raw gate, load), the DAG task's
-  code, in one process as `dag.test()` runs them;
+- ingest, every treatment file of the month: `pipeline.ingest_files` (checks, GX raw gate, load), the
+  code of the DAG's treatment `ingest` task (one task per feed; the gate holds up to `gate.BATCH_ROWS`
+  rows at a time);
 - stress: one file holding every treatment row of the national month (as if one submitter sent all
   of England): read_file then load. The loader reads a file whole, so this shows how peak memory
   grows with the size of one file.
 
-Run: .venv/bin/python bench/bench_loader_memory.py [--month 2025-04] [--ingest-files 20]
+Run: .venv/bin/python bench/bench_loader_memory.py [--month 2025-04]
 """
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ if mode == "loader":
             assert outcome.status == "loaded", outcome
             rows += outcome.rows
 elif mode == "ingest":
-    for path in files:
-        outcome = pipeline.ingest(path, "bench_memory")
+    for outcome in pipeline.ingest_files(files, "bench_memory"):
         assert outcome["status"] == "loaded", outcome
         rows += outcome["rows"]
 seconds = time.perf_counter() - started
@@ -88,13 +88,12 @@ def one_big_file(files: list[Path], folder: Path, month: str) -> Path:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--month", default="2025-04")
-    parser.add_argument("--ingest-files", type=int, default=20)
     args = parser.parse_args()
 
     landing = harness.simulated("national", harness.all_areas(), [args.month])
     files = harness.feed_files(landing, args.month)
     treatment = harness.feed_files(landing, args.month, ("treatment",))
-    largest = sorted(treatment, key=lambda p: p.stat().st_size, reverse=True)[: args.ingest_files]
+    largest = sorted(treatment, key=lambda p: p.stat().st_size, reverse=True)
     load_before = harness.load_average()
     with harness.throwaway_home("memory"), tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp_name:
         from misuse_warehouse import warehouse
@@ -105,12 +104,16 @@ def main() -> None:
         baseline_gx = child("ingest", [], tmp)
         all_files = child("loader", files, tmp)
         fresh_tables()
-        ingest = child("ingest", largest, tmp)
+        ingest = child("ingest", treatment, tmp)
         fresh_tables()
         big = one_big_file(treatment, tmp / "big", args.month)
         stress = child("loader", [big], tmp)
         with warehouse.connect() as conn:
             env = harness.environment_lines(conn, load_before)
+
+    from misuse_warehouse import gate
+
+    gate_rows = gate.BATCH_ROWS
 
     def mib(result: dict) -> float:
         return result["max_rss_kib"] / 1024
@@ -129,7 +132,7 @@ Volume: {args.month}, all {len(harness.all_areas())} simulated areas: {len(files
 | baseline: Python + the loader's imports, nothing loaded | 0 | 0 | – | {mib(baseline):.0f} |
 | baseline: + GX and the gate imported | 0 | 0 | – | {mib(baseline_gx):.0f} |
 | loader (checks + load), every file of the month, one process | {len(files)} | {all_files["rows"]:,} | {all_files["seconds"]:.1f} | {mib(all_files):.0f} |
-| `pipeline.ingest` (checks, GX raw gate, load), the {len(largest)} largest treatment files | {len(largest)} | {ingest["rows"]:,} | {ingest["seconds"]:.1f} | {mib(ingest):.0f} |
+| `pipeline.ingest_files` (checks, GX raw gate in batches of {gate_rows:,} rows, load): the DAG's treatment task, every treatment file | {len(treatment)} | {ingest["rows"]:,} | {ingest["seconds"]:.1f} | {mib(ingest):.0f} |
 | stress: one file with every treatment row of the month (checks + load) | 1 | {stress["rows"]:,} | {stress["seconds"]:.1f} | {mib(stress):.0f} |
 
 Target ≤ {TARGET_MIB} MiB for the loading process on a national month: loader {mib(all_files):.0f} MiB,
