@@ -3,10 +3,10 @@
 
 A set of queries a scorecard or dashboard sends (one area's latest KPIs, a KPI's 36-month trend, a
 league table of areas, KPIs against targets, a regional roll-up, completeness, money by financial
-year, contracts in force), each on one open connection as a BI tool pools them, round robin, after
+year, contracts in force, and the partnership scorecard mart: one area's scorecard, targets missed,
+KPIs worse than England), each on one open connection as a BI tool pools them, round robin, after
 a warm-up pass. Run as `bi_reader` (every area) and as `analyst_medway` (row-level security to one
-area), as those roles see `marts`. The scorecard mart of the scorecard issue does not exist on this
-branch yet: its queries are pending.
+area), as those roles see `marts`.
 
 The warehouse is the 36-month one of bench_incremental.py (reduced volume: ten areas; 36 national
 months would take hours to build here); --home reuses one kept by `bench_incremental.py --keep`,
@@ -73,6 +73,23 @@ QUERIES: dict[str, str] = {
     "contracts in force (dim_contract)": """
         select contract_id, provider_name, service_line_id, annual_value_gbp, effective_end_date
         from marts.dim_contract where area_id = %(area)s and is_current order by contract_id""",
+    "partnership scorecard, one area's latest month (partnership_scorecard)": """
+        select kpi_code, breakdown, kpi_label, value, target_value, is_target_met, england_value, comparison,
+               change_on_12_months_ago, trend_direction
+        from marts.partnership_scorecard
+        where area_id = %(area)s and month_id = (select max(month_id) from marts.partnership_scorecard)
+        order by sort_order, breakdown""",
+    "scorecard: targets missed, every area, latest month (partnership_scorecard)": """
+        select area_name, kpi_label, breakdown, value, target_value
+        from marts.partnership_scorecard
+        where is_target_met = false and month_id = (select max(month_id) from marts.partnership_scorecard)
+        order by area_name, sort_order, breakdown""",
+    "scorecard: KPIs worse than England by area, 12 months (partnership_scorecard)": """
+        select area_id, month_id, count(*) filter (where comparison = 'worse') as worse_than_england,
+               count(*) filter (where trend_direction = 'worsening') as worsening
+        from marts.partnership_scorecard
+        where month_id > (select max(month_id) from marts.partnership_scorecard) - interval '12 months'
+        group by area_id, month_id order by area_id, month_id""",
 }
 ROLES = ("bi_reader", "analyst_medway")
 
@@ -183,7 +200,7 @@ one connection per role, latency measured in the client (query + fetch).
 
 p95 over every query and role: {overall:.1f} ms; worst single query's p95: {worst:.1f} ms (target ≤ {TARGET_MS:.0f} ms) —
 {harness.verdict(worst <= TARGET_MS)} at this volume.
-Scorecard mart: **pending** (not on main yet); its queries belong in `QUERIES` once it exists.
+The scorecard mart's queries are the last three rows.
 
 {env}""",
     )
