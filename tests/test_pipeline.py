@@ -21,6 +21,7 @@ def test_month_end_to_end_publishes_and_a_resubmission_replaces(pipeline, landin
     write_treatment_file(landing, "P0001", "2025-03", _rows(6))
     result = pipeline.run_month(landing, "2025-03")
     assert result.task_states["publish"] == "success"
+    assert result.task_states["ingest[treatment]"] == "success", "one ingest task per feed, labelled with it"
     model_runs = {t: s for t, s in result.task_states.items() if t.startswith("transform.") and t.endswith(".run")}
     assert model_runs and set(model_runs.values()) == {"success"}, "one successful task per dbt model"
 

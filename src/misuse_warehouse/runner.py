@@ -60,8 +60,9 @@ def _run(dag_id: str, month: str, conf: dict) -> RunResult:
     due = runtime.run_after(month)
     logical = pendulum.datetime(due.year, due.month, due.day, tz="Europe/London")
     run = dag.test(logical_date=logical, run_conf=conf)
+    # a mapped task by the label its template rendered (the ingest task's feed), else its index
     states = {
-        (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"): str(ti.state)
+        (ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.rendered_map_index or ti.map_index}]"): str(ti.state)
         for ti in run.get_task_instances()
     }
     return RunResult(month, run.run_id, str(run.state), states)
