@@ -136,12 +136,9 @@ def migrated() -> None:
 
 
 def months_between(first: str, last: str) -> list[str]:
-    year, month = int(first[:4]), int(first[5:7])
-    out = []
-    while f"{year:04d}-{month:02d}" <= last:
-        out.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return out
+    from misuse_warehouse.simulate.months import months_between as between
+
+    return between(first, last)
 
 
 def all_areas() -> list[str]:

@@ -21,15 +21,15 @@ console = Console()
 
 def _months(spec: str) -> list[str]:
     """`2024-04:2026-03` (inclusive) or a comma list."""
+    from misuse_warehouse.simulate.months import months_between
+
     if ":" not in spec:
         return [m.strip() for m in spec.split(",") if m.strip()]
     first, last = spec.split(":")
-    year, month = int(first[:4]), int(first[5:7])
-    months = []
-    while f"{year:04d}-{month:02d}" <= last:
-        months.append(f"{year:04d}-{month:02d}")
-        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
-    return months
+    try:
+        return months_between(first.strip(), last.strip())
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from error
 
 
 @app.command()

@@ -274,11 +274,9 @@ def pull_police_recent(month: str, dag_run_id: str | None = None) -> dict[str, A
     missing; the months before it are tried again (a month already loaded with the same bytes
     changes nothing). The result says, per month, what was pulled or is not available yet.
     """
-    year, number = int(month[:4]), int(month[5:7])
-    months = []
-    for back in range(POLICE_LOOKBACK_MONTHS, -1, -1):
-        index = year * 12 + number - 1 - back
-        months.append(f"{index // 12:04d}-{index % 12 + 1:02d}")
+    from misuse_warehouse.simulate.months import month_text, months_between, parse_month
+
+    months = months_between(month_text(parse_month(month) - POLICE_LOOKBACK_MONTHS), month)
     summaries = {m: pull_police(m, dag_run_id) for m in months}
     return {
         "months": summaries,

@@ -28,6 +28,11 @@ def month_text(index: int) -> str:
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
+def months_between(first: str, last: str) -> list[str]:
+    """Every month from `first` to `last` inclusive, oldest first (empty when `last` is earlier)."""
+    return [month_text(i) for i in range(parse_month(first), parse_month(last) + 1)]
+
+
 def month_of(day: date) -> int:
     return day.year * 12 + day.month - 1
 
