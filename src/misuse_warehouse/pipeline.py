@@ -95,7 +95,7 @@ def ingest_files(paths: list[str], dag_run_id: str | None = None) -> list[dict[s
         for path in paths:
             intake = _read(conn, Path(path), dag_run_id)
             intakes.append(intake)
-            rows += len(intake.parsed.rows) if intake.waits_for_gate else 0
+            rows += len(intake.parsed.rows) if intake.parsed else 0  # duplicates are held until landed too
             if rows >= gate.BATCH_ROWS:  # memory stays bounded by a batch, not the month
                 outcomes += _gate_and_load(conn, intakes, dag_run_id)
                 intakes, rows = [], 0
