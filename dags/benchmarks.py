@@ -49,8 +49,7 @@ def benchmarks() -> None:
     @task(outlets=[BENCHMARKS], retries=0, trigger_rule="none_failed")
     def announce(outcomes: list[dict], month: str) -> dict:
         context = get_current_context()
-        # by index up to its length: iterating the lazy sequence asks for one past the end (a logged 404)
-        summary = steps.announce([outcomes[i] for i in range(len(outcomes))] if outcomes else [], month)
+        summary = steps.announce(orchestration.mapped_results(outcomes), month)
         context["outlet_events"][BENCHMARKS].extra = summary
         return summary
 

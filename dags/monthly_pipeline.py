@@ -104,8 +104,7 @@ def monthly_pipeline() -> None:
 
     @task(retries=0)
     def report(outcomes: list[list[dict]]) -> dict:
-        # by index up to its length: iterating the lazy sequence asks for one past the end (a logged 404)
-        feeds = [outcomes[i] for i in range(len(outcomes))]
+        feeds = orchestration.mapped_results(outcomes)
         return pipeline.report([o for feed in feeds for o in feed], get_current_context()["run_id"])
 
     orchestration.watch_after_build(transform)

@@ -33,6 +33,14 @@ def prepare_environment() -> None:
         os.environ.setdefault(name, value)
 
 
+def mapped_results(results: Any) -> list[Any]:
+    """A mapped task's results, read by index up to their length.
+
+    Iterating Airflow's lazy sequence asks for one past the end, which logs an `XCom not found` error.
+    """
+    return [results[i] for i in range(len(results))] if results else []
+
+
 def dbt_manifest() -> Path:
     if not MANIFEST.exists():
         raise FileNotFoundError(f"{MANIFEST} is missing: run `make manifest` (dbt parse) before loading the DAGs")
