@@ -18,15 +18,11 @@ from pathlib import Path
 import pytest
 import requests
 
+from misuse_warehouse.ports import free_port
+
 pytestmark = pytest.mark.scheduler
 
 STARTUP_SECONDS = 300
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _group_alive(pgid: int) -> bool:
@@ -52,7 +48,7 @@ def _until(check, seconds: float, what: str):  # noqa: ANN001, ANN202
 
 def test_make_airflow_serves_the_dags_and_ctrl_c_stops_everything(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    api_port = _free_port()
+    api_port = free_port()
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "WAREHOUSE_URL", "MISUSE_WAREHOUSE_HOME"))
     }

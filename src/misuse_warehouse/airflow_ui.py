@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from misuse_warehouse import pseudonymise, runtime, settings, warehouse
+from misuse_warehouse.ports import free_port
 
 
 def main() -> None:
@@ -24,7 +24,7 @@ def main() -> None:
     os.environ.setdefault(settings.PSEUDONYM_KEY_ENV, pseudonymise.demo_secret(settings.home()))
     os.environ.setdefault("AIRFLOW__API__PORT", "8080")
     # the worker's log server; another Airflow on this machine may hold the default 8793
-    os.environ.setdefault("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", str(_port_or_free(8793)))
+    os.environ.setdefault("AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT", str(free_port(8793)))
     embedded = None if warehouse.configured_url() else warehouse.embedded()
     started_warehouse = embedded is not None and not embedded.is_running()
     url = warehouse.url()
@@ -54,16 +54,6 @@ def main() -> None:
         if started_warehouse and embedded is not None:
             embedded.stop()
             print("stopped the embedded warehouse this command started")
-
-
-def _port_or_free(port: int) -> int:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            probe.bind(("127.0.0.1", 0))
-            return probe.getsockname()[1]
 
 
 if __name__ == "__main__":

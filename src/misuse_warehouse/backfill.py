@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from misuse_warehouse import runtime, settings
 from misuse_warehouse.orchestration import TIMEZONE
+from misuse_warehouse.ports import free_port
 from misuse_warehouse.simulate.months import first_day, parse_month
 
 DAG_ID = "monthly_pipeline"
@@ -163,16 +163,10 @@ def create(first: str, last: str, landing: Path | None) -> int:
     return backfill_id
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def airflow_services(log_dir: Path) -> Iterator[None]:
     """A scheduler and an api-server, each in its own process group, stopped whatever happens."""
-    port = _free_port()
+    port = free_port()
     # the scheduler runs backfill runs only, never creating scheduled ones, while the DAG is unpaused
     os.environ["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
     os.environ["AIRFLOW__API__PORT"] = str(port)

@@ -22,7 +22,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -40,6 +39,7 @@ import psycopg
 from misuse_warehouse import settings
 from misuse_warehouse.embedded_pg import EmbeddedPostgres
 from misuse_warehouse.hostname import WORKER_NAME_ENV
+from misuse_warehouse.ports import free_port
 
 DAG_ID = "monthly_pipeline"
 API_USER = "admin"
@@ -162,12 +162,6 @@ def _is_zombie(pid: int) -> bool:
     except OSError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait(what: str, ready: Callable[[], bool], seconds: float, supervisor: Supervisor) -> None:
@@ -438,7 +432,7 @@ def run(home: Path, month: str, supervisor: Supervisor, cleanups: list[Callable[
     files = write_feeds(home / "landing", settings.SEED_AREAS, [month], seed=42)
     say(f"simulated {len(files)} feed files for {month} ({len(settings.SEED_AREAS)} areas) in {home / 'landing'}")
 
-    redis_port = _free_port()
+    redis_port = free_port()
     supervisor.start(
         "redis",
         [
@@ -472,7 +466,7 @@ def run(home: Path, month: str, supervisor: Supervisor, cleanups: list[Callable[
     cleanups.append(stop_police)
     say(f"data.police.uk stand-in at {police_url}")
 
-    api_port = _free_port()
+    api_port = free_port()
     password = secrets.token_urlsafe(16)
     (home / "airflow" / "passwords.json").write_text(json.dumps({API_USER: password}))
     env = _airflow_env(home, metadata_url, f"redis://127.0.0.1:{redis_port}/0", warehouse_url, api_port, police_url)
@@ -491,13 +485,13 @@ def run(home: Path, month: str, supervisor: Supervisor, cleanups: list[Callable[
     )
     supervisor.start("scheduler", [airflow, "scheduler"], env)
     supervisor.start("dag-processor", [airflow, "dag-processor"], env)
-    trigger_env = env | {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port())}
+    trigger_env = env | {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
     supervisor.start("triggerer", [airflow, "triggerer"], trigger_env)
     for worker in WORKERS:
         worker_env = env | {
             WORKER_NAME_ENV: worker,
             "AIRFLOW__CORE__HOSTNAME_CALLABLE": "misuse_warehouse.hostname.worker_hostname",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         }
         argv = [airflow, "celery", "worker", "--celery-hostname", f"{worker}@%h", "--queues", "default",
                 "--concurrency", "2"]  # fmt: skip

@@ -9,13 +9,14 @@ Loopback connections need a password (scram); the socket stays trust for admin.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+
+from misuse_warehouse.ports import free_port
 
 DEFAULT_PASSWORD = "warehouse"
 DATABASE = "warehouse"
@@ -46,7 +47,7 @@ class EmbeddedPostgres:
     def port(self) -> int:
         if self.port_file.exists():
             return int(self.port_file.read_text().strip())
-        port = int(os.environ.get("MISUSE_WAREHOUSE_PG_PORT", 0)) or _free_port()
+        port = int(os.environ.get("MISUSE_WAREHOUSE_PG_PORT", 0)) or free_port()
         self.root.mkdir(parents=True, exist_ok=True)
         self.port_file.write_text(str(port))
         return port
@@ -139,12 +140,6 @@ class EmbeddedPostgres:
                 return
             time.sleep(0.2)
         raise RuntimeError(f"embedded Postgres did not accept connections; see {self.log_file}")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _chown_tree(path: Path, user: str) -> None:
