@@ -171,7 +171,12 @@ def check_files(files: list[ParsedFile], run_name: str | None = None) -> list[Ga
             frames = [file_frame(files[i]) for i in batch]
             hidden = set(files[batch[0]].contract.hidden_columns)
             feed = files[batch[0]].contract.feed
-            for index, result in zip(batch, _check_frames(spec, frames, feed, run_name, hidden, together), strict=True):
+            checked = (
+                _check_together(spec, frames, feed, run_name, hidden)
+                if together
+                else [_validate(spec, frames[0], feed, run_name, hidden)]
+            )
+            for index, result in zip(batch, checked, strict=True):
                 results[index] = result
     return [r for r in results if r is not None]
 
@@ -188,33 +193,25 @@ def _batches(members: list[int], files: list[ParsedFile]) -> list[list[int]]:
     return batches
 
 
-def _check_frames(
-    spec: dict[str, Any],
-    frames: list[pd.DataFrame],
-    asset: str,
-    run_name: str | None,
-    hidden: set[str],
-    together: bool,
+def _check_together(
+    spec: dict[str, Any], frames: list[pd.DataFrame], asset: str, run_name: str | None, hidden: set[str]
 ) -> list[GateResult]:
-    if not together:
-        return [_validate(spec, frames[0], asset, run_name, hidden)]
+    """One GX run over the frames stacked; each file's result from its own failing rows."""
     stacked = pd.concat(
         [frame.assign(**{FILE_COLUMN: number}) for number, frame in enumerate(frames)], ignore_index=True
     )
     owners = stacked[FILE_COLUMN].to_numpy()
-    lines = np.concatenate([frame.index.to_numpy() for frame in frames]) if frames else np.array([], dtype=int)
+    lines = np.concatenate([frame.index.to_numpy() for frame in frames])
     evaluations = _evaluate(_within_files(spec), stacked, asset, run_name)
     results = []
     for number, frame in enumerate(frames):
-        own = [
-            replace(
-                e,
-                rows=[int(lines[i]) for i in e.rows if owners[i] == number],
-                element_count=len(frame),
+        own = []
+        for evaluation in evaluations:
+            rows = [int(lines[i]) for i in evaluation.rows if owners[i] == number]
+            success = evaluation.exception is None and not rows
+            own.append(
+                replace(evaluation, rows=rows, success=success, element_count=len(frame), unexpected_count=len(rows))
             )
-            for e in evaluations
-        ]
-        own = [replace(e, success=e.exception is None and not e.rows, unexpected_count=len(e.rows)) for e in own]
         results.append(_result(spec, own, frame, hidden))
     return results
 
