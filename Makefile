@@ -8,7 +8,7 @@ export GX_ANALYTICS_ENABLED := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test test-backfill test-airflow test-distributed chromium lint manifest airflow dbt-docs lock clean \
+.PHONY: install demo test test-backfill test-airflow test-distributed chromium lint manifest airflow dbt-docs full-refresh lock clean \
 	bench bench-load bench-memory bench-incremental bench-bi bench-e2e bench-demo
 
 $(BIN)/.installed: requirements.lock pyproject.toml
@@ -61,6 +61,13 @@ airflow: install manifest
 dbt-docs: install
 	eval "$$($(BIN)/python -m misuse_warehouse.dbt_env)" && \
 	  $(BIN)/dbt docs generate --quiet --project-dir dbt_project --profiles-dir dbt_project
+
+# Every month of the month-keyed incremental models recomputed (after an upgrade that changes a macro
+# they use; a change to their own SQL is noticed by the next build). The next run publishes them.
+full-refresh: install manifest
+	eval "$$($(BIN)/python -m misuse_warehouse.dbt_env)" && \
+	  $(BIN)/dbt build --quiet --full-refresh --select config.materialized:incremental \
+	  --project-dir dbt_project --profiles-dir dbt_project
 
 # Benchmarks (bench/, not part of `make test`): each writes its section of bench/RESULTS.md.
 # Heavy ones last: a national month through the DAG, then `make demo` from a fresh clone.

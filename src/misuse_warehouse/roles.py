@@ -177,6 +177,8 @@ def secure_zones(
         ("grant usage on schema ops to {}, {}", (LOADER, TRANSFORMER)),
         ("grant select, insert on ops.publications to {}", (TRANSFORMER,)),
         ("grant select, insert on ops.retention_purges, ops.key_rotations to {}", (LOADER,)),
+        # a key rotation makes the month-keyed incremental models rebuild every month
+        ("grant select on ops.key_rotations to {}", (TRANSFORMER,)),
         # run observability: every task records itself, as whichever role it runs as
         ("grant select, insert on ops.task_runs, ops.gate_results to {}, {}", (LOADER, TRANSFORMER)),
         ("grant select, insert, update on ops.submission_status to {}", (TRANSFORMER,)),

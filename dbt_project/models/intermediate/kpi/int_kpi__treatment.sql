@@ -1,8 +1,19 @@
 -- Treatment KPIs T1-T8 (kpis.md) for every area-month the treatment feed
 -- covers, before disclosure control, in the shape of marts.kpi_monthly plus the
--- disclosure columns the shared macro reads.
-with area_months as (
-    select * from {{ ref('int_treatment__area_months') }}
+-- disclosure columns the shared macro reads. Incremental on the month: a build
+-- recomputes the months new files restate (decision 11).
+{{ config(**treatment_month_increments()) }}
+
+with build as (
+    select
+        {{ treatment_months_from() }} as first_month,
+        {{ treatment_build_state() }}
+),
+
+area_months as (
+    select area_months.*
+    from {{ ref('int_treatment__area_months') }} as area_months
+    inner join build on area_months.month >= build.first_month
 ),
 
 episodes as (
@@ -10,7 +21,9 @@ episodes as (
 ),
 
 person_months as (
-    select * from {{ ref('int_treatment__person_months') }}
+    select person_months.*
+    from {{ ref('int_treatment__person_months') }} as person_months
+    inner join build on person_months.month >= build.first_month
 ),
 
 person_ranges as (
@@ -391,8 +404,11 @@ select
     area_months.is_provisional,
     area_months.source_submissions,
     kpi_values.disclosure_rule,
-    kpi_values.suppression_family
+    kpi_values.suppression_family,
+    build.built_through_submission_id,
+    build.build_fingerprint
 from kpi_values
+cross join build
 inner join area_months
     on area_months.area_code = kpi_values.area_code
     and area_months.month = kpi_values.month

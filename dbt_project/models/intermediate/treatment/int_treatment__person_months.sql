@@ -3,6 +3,10 @@
 -- months the loaded files can describe (first reporting month - 11 to the
 -- latest). Attributes that describe the person (substance group, TOP progress)
 -- come from their deciding episode across all areas (decisions 3, 5, 10).
+-- Incremental on the month: a build recomputes the months new files restate
+-- (decision 11, macros/incremental_months.sql).
+{{ config(**treatment_month_increments()) }}
+
 with episodes as (
     select * from {{ ref('int_treatment__episodes') }}
     where has_structured_treatment
@@ -14,8 +18,9 @@ reporting_codes as (
 
 horizon as (
     select
-        {{ add_months('min(period_start)', -11) }} as first_month,
-        max(period_start) as last_month
+        {{ treatment_months_from() }} as first_month,
+        max(period_start) as last_month,
+        {{ treatment_build_state() }}
     from {{ ref('stg_raw__submissions') }}
     where feed = 'treatment'
 ),
@@ -25,7 +30,9 @@ episode_months as (
         episodes.*,
         months.month::date as month
     from episodes
-    cross join horizon
+    inner join horizon
+        on horizon.first_month is not null
+        and coalesce(episodes.discharge_month, horizon.last_month) >= horizon.first_month
     cross join lateral generate_series(
         greatest(episodes.first_intervention_month, horizon.first_month),
         least(coalesce(episodes.discharge_month, horizon.last_month), horizon.last_month),
@@ -70,7 +77,7 @@ person_area_months as (
             and episode_months.first_intervention_month = episode_months.month) as has_new_presentation,
         bool_or(episode_months.is_successful_completion
             and episode_months.discharge_month = episode_months.month) as has_successful_completion,
-        bool_or(episode_months.discharge_month = episode_months.month) as has_discharge
+        coalesce(bool_or(episode_months.discharge_month = episode_months.month), false) as has_discharge
     from episode_months
     inner join reporting_codes
         on reporting_codes.area_code = episode_months.area_code
@@ -93,8 +100,11 @@ select
     deciding_top.is_top_progress,
     person_area_months.has_new_presentation,
     person_area_months.has_successful_completion,
-    person_area_months.has_discharge
+    person_area_months.has_discharge,
+    horizon.built_through_submission_id,
+    horizon.build_fingerprint
 from person_area_months
+cross join horizon
 inner join deciding_substance
     on deciding_substance.person_id = person_area_months.person_id
     and deciding_substance.month = person_area_months.month
