@@ -83,12 +83,15 @@ period_lines as (
         ledger_lines.actual_gbp,
         ledger_lines.submission_id
     from ledger_month_status
-    inner join months as line_months
-        on line_months.financial_year = ledger_month_status.financial_year
-        and line_months.month_id <= ledger_month_status.month
+    -- the area's ledger months of the same financial year up to M, then their lines
+    -- (joining lines on the area alone first made a million-row hash at 36 months)
+    inner join ledger_month_status as line_months
+        on line_months.area_code = ledger_month_status.area_code
+        and line_months.financial_year = ledger_month_status.financial_year
+        and line_months.month <= ledger_month_status.month
     inner join ledger_lines
-        on ledger_lines.area_code = ledger_month_status.area_code
-        and ledger_lines.month = line_months.month_id
+        on ledger_lines.area_code = line_months.area_code
+        and ledger_lines.month = line_months.month
     where ledger_month_status.is_year_to_date_complete
 ),
 
