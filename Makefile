@@ -11,10 +11,12 @@ export DO_NOT_TRACK := 1
 .PHONY: install demo test test-backfill test-airflow test-distributed chromium lint manifest airflow dbt-docs full-refresh lock clean \
 	bench bench-load bench-memory bench-incremental bench-bi bench-e2e bench-demo
 
+# Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set (CI here) every dbt and Airflow
+# process would otherwise compile its imports again (dbt --version 4.1 s -> 2.5 s).
 $(BIN)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet uv==0.13.8
-	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip sync --quiet --compile-bytecode --python $(BIN)/python requirements.lock
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
