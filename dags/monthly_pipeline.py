@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
 
-from misuse_warehouse import orchestration, settings
+from misuse_warehouse import dbt_tasks, orchestration, settings
 
 orchestration.prepare_environment()
 
@@ -79,9 +79,13 @@ def monthly_pipeline() -> None:
             invocation_mode=InvocationMode.SUBPROCESS,
             dbt_executable_path=orchestration.DBT_EXECUTABLE,
         ),
-        # exposures (scorecard, performance pack) are lineage for dbt docs, not tasks
+        # exposures (scorecard, performance pack) are lineage for dbt docs, not tasks;
+        # one task per model or seed, failed when it or any of its tests failed
         render_config=RenderConfig(
-            load_method=LoadMode.DBT_MANIFEST, emit_datasets=False, exclude=["resource_type:exposure"]
+            load_method=LoadMode.DBT_MANIFEST,
+            emit_datasets=False,
+            exclude=["resource_type:exposure"],
+            node_converters=dbt_tasks.NODE_CONVERTERS,
         ),
         # a police month not published yet skips its task; the build still runs
         default_args={"retries": 0, "trigger_rule": "none_failed"},

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 
@@ -32,8 +34,14 @@ def test_monthly_pipeline_shape(dagbag) -> None:  # noqa: ANN001
     ids = set(dag.task_ids)
     assert {"prepare", "discover", "ingest", "mart_gate", "publish", "report"} <= ids
     assert "transform.dbt_producer_watcher" in ids
-    assert any(i.startswith("transform.") and i.endswith((".run", "_run")) for i in ids), "one task per dbt model"
-    assert "kpi_monthly" in " ".join(ids)
+    # one task per dbt model and seed, named after it: its build and its tests (misuse_warehouse.dbt_tasks)
+    nodes = _manifest_nodes("model", "seed")
+    assert "kpi_monthly" in nodes
+    watchers = {i for i in ids if i.startswith("transform.") and not i.startswith("transform.dbt_producer_watcher")}
+    assert watchers == {f"transform.{name}" for name in nodes}
+    assert dag.get_task("transform.kpi_monthly").has_tests
+    # model tasks report after a failed build too; the gate waits on the build itself
+    assert "transform.dbt_producer_watcher_done" in dag.get_task("mart_gate").upstream_task_ids
     publish = dag.get_task("publish")
     assert "mart_gate" in publish.upstream_task_ids
     assert [a.name for a in publish.outlets] == ["misuse_warehouse_marts"]
@@ -51,6 +59,13 @@ def test_benchmarks_shape(dagbag) -> None:  # noqa: ANN001
     assert dag.timetable.expression == "0 0 1 * *"
     # the exposures (scorecard, pack) are lineage in dbt docs, not tasks
     assert not [t for t in dagbag.get_dag("monthly_pipeline").task_ids if "exposure" in t or "performance_pack" in t]
+
+
+def _manifest_nodes(*resource_types: str) -> set[str]:
+    from misuse_warehouse import orchestration
+
+    manifest = json.loads(orchestration.dbt_manifest().read_text())
+    return {node["name"] for node in manifest["nodes"].values() if node["resource_type"] in resource_types}
 
 
 def _assert_acyclic(dag) -> None:  # noqa: ANN001

@@ -394,6 +394,9 @@ class TestFunding:
         assert not failed.succeeded
         # the dbt test on the ledger fact fails the one dbt build; nothing after it runs
         assert failed.task_states["transform.dbt_producer_watcher"] == "failed"
+        # the model's own task fails on its test; models that do not read it stay green
+        assert failed.task_states["transform.fct_funding_ledger_lines"] == "failed"
+        assert failed.task_states["transform.dim_contract"] == failed.task_states["transform.kpi_monthly"] == "success"
         assert failed.task_states["mart_gate"] == failed.task_states["publish"] == "upstream_failed"
         # the build left its reason in the unpublished schema
         assert funding["unknown_contracts"] == [("C99",)]
