@@ -4,7 +4,7 @@ Cosmos' AFTER_EACH rendering gives each node two tasks (`<node>.run` and `<node>
 watcher mode both only read what the one `dbt build` reported, and each Airflow task costs
 about 0.2 s of the run's own bookkeeping whatever it does (dag.test, 100 no-op tasks: 19 s),
 so the pair is folded into one task named after the node: it fails when the node failed or
-any of its tests did, and its log says which. Registered as Cosmos node converters, so the
+any of its tests did, and its log says which of the two. Registered as Cosmos node converters, so the
 rest of the group (dependencies, the producer) is Cosmos' own.
 """
 
