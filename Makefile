@@ -28,9 +28,12 @@ manifest: install
 demo: install manifest
 	$(BIN)/misuse-warehouse demo
 
+# Two pytest workers (pytest-xdist), a test file each at a time: every worker starts its own embedded
+# Postgres and Airflow home (tests/conftest.py); one worker alone keeps about one of the two cores busy.
+TEST_WORKERS ?= 2
 test: install manifest chromium
 	$(BIN)/ruff check src dags tests
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # Not part of `make test`: Airflow's own backfill run by a real scheduler, failed month re-run (about 10 min).
 test-backfill: install manifest

@@ -1,11 +1,13 @@
 """Real components, really started: an embedded Postgres and Airflow home per test session.
 
 Airflow reads its configuration at import, so the environment is set here, at collection,
-before any test module imports airflow.
+before any test module imports airflow. Under pytest-xdist (`make test`) every worker is its own
+session: its own home, Postgres and stand-in APIs.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -17,6 +19,7 @@ from typing import Any
 import pytest
 
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="misuse-warehouse-test-"))
+atexit.register(shutil.rmtree, SESSION_HOME, ignore_errors=True)
 os.environ["MISUSE_WAREHOUSE_HOME"] = str(SESSION_HOME)
 os.environ["MISUSE_WAREHOUSE_PSEUDONYM_KEY"] = "test-only-pseudonymisation-key"
 os.environ.pop("WAREHOUSE_URL", None)
@@ -129,3 +132,27 @@ def landing(tmp_path: Path) -> Path:
     path = tmp_path / "landing"
     path.mkdir()
     return path
+
+
+# Modules that run months through the DAG, longest first (`pytest --durations`, 2026-12-02): under
+# pytest-xdist's --dist loadfile the two workers take whole modules in collection order, so the long
+# ones start first and the short ones fill in at the end instead of one worker finishing minutes alone.
+LONGEST_FIRST = (
+    "test_kpi_funding.py",
+    "test_pipeline.py",
+    "test_crash_safety.py",
+    "test_kpi_treatment.py",
+    "test_kpi_criminal_justice.py",
+    "test_incremental_months.py",
+    "test_bad_files_dag.py",
+    "test_benchmarks.py",
+    "test_governance.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
