@@ -30,6 +30,7 @@ def configure(parallelism: int = 4) -> Path:
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
         # The producer has no retries; Cosmos' retry backup rewrites every XCom into a Variable per push.
         "AIRFLOW__COSMOS__ENABLE_WATCHER_RELIABLE_RETRY": "False",
+        "AIRFLOW__COSMOS__CACHE_DIR": str(settings.cosmos_cache_dir()),
     }
     for name, value in defaults.items():
         os.environ.setdefault(name, value)

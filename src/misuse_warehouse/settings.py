@@ -57,6 +57,15 @@ def gx_dir() -> Path:
     return home() / "gx"
 
 
+def cosmos_cache_dir() -> Path:
+    """Cosmos keeps dbt's partial-parse file here between builds, one per home (default: one per machine).
+
+    dbt reparses the whole project (about 3 s more a build) when the file was written for another
+    connection, so homes with their own Postgres port (test workers, demos, benchmarks) must not share it.
+    """
+    return home() / "cosmos"
+
+
 def telemetry_off() -> None:
     """The stack phones home by default; a health-data warehouse must not."""
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
