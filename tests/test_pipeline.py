@@ -35,6 +35,20 @@ def test_month_end_to_end_publishes_and_a_resubmission_replaces(pipeline, landin
     assert published == 1
     # BI reads marts only; nothing of the build lingers
     assert pipeline.query("select count(*) from pg_namespace where nspname = 'marts_next'") == [(0,)]
+    # every published table keeps its primary key through the swap (BI tools read keys from the catalogue)
+    without_key = pipeline.query(
+        "select table_schema || '.' || table_name from information_schema.tables t "
+        "where table_schema in ('marts', 'marts_person') and table_type = 'BASE TABLE' and not exists ("
+        "select 1 from information_schema.table_constraints c where c.table_schema = t.table_schema "
+        "and c.table_name = t.table_name and c.constraint_type = 'PRIMARY KEY')"
+    )
+    assert without_key == []
+    assert pipeline.query(
+        "select string_agg(a.attname, ',' order by k.ord) from pg_constraint c "
+        "cross join unnest(c.conkey) with ordinality k(attnum, ord) "
+        "join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.attnum "
+        "where c.conrelid = 'marts.kpi_monthly'::regclass and c.contype = 'p'"
+    ) == [("area_code,month,kpi_code,breakdown",)]
     _assert_run_observed(pipeline, result.run_id)
 
     # the same bytes again: nothing changes

@@ -53,6 +53,11 @@ class _NodeAndTests:
             )
         return super()._handle_no_dbt_node_status(producer_task_state, try_number, context)
 
+    def _log_startup_events(self, ti: Any) -> None:
+        # Cosmos pulls dbt's startup lines in every node's task to log them at debug level: one
+        # execution-API call a task for nothing (they are in the producer's log)
+        return None
+
     def _fallback_to_non_watcher_run(self, try_number: int, context: Any) -> bool:
         self._rebuilt = super()._fallback_to_non_watcher_run(try_number, context)
         return self._rebuilt
