@@ -14,7 +14,7 @@
   {%- set unlogged = config.get('unlogged', default=false) -%}
   {%- set sql_header = config.get('sql_header', none) -%}
   {%- set contract_config = config.get('contract') -%}
-  {%- set keyed_after = contract_config.enforced and not temporary -%}
+  {%- set keyed_after = is_keyed_after_load() and not temporary -%}
 
   {{ sql_header if sql_header is not none }}
 
@@ -41,9 +41,21 @@
 {%- endmacro %}
 
 
+{#- Table models with an enforced contract; an incremental model keeps dbt's keys at creation (it is built once). -#}
+{% macro is_keyed_after_load() -%}
+  {{ return(config.get('contract').enforced and config.get('materialized') == 'table') }}
+{%- endmacro %}
+
+
+{#- The constraint types that are keys, and their SQL. -#}
+{% macro key_constraint_kinds() -%}
+  {{ return({'primary_key': 'primary key', 'unique': 'unique'}) }}
+{%- endmacro %}
+
+
 {#- Post-hook: the contract's keys on the built table (nothing for a model without an enforced contract). -#}
 {% macro add_contract_keys() -%}
-  {%- if config.get('contract').enforced and config.get('materialized') == 'table' -%}
+  {%- if is_keyed_after_load() -%}
     {% for key in contract_keys() -%}
       alter table {{ this }} add {{ key.kind }} ({{ key.columns | join(', ') }});
     {% endfor -%}
@@ -53,7 +65,7 @@
 
 {#- The contract's columns and constraints as dbt renders them, less primary keys and unique constraints. -#}
 {% macro columns_and_constraints_without_keys() -%}
-  {%- set keys = ['primary_key', 'unique'] -%}
+  {%- set keys = key_constraint_kinds().keys() | list -%}
   {%- set columns = {} -%}
   {%- for name, column in model['columns'].items() -%}
     {%- set kept = column.copy() -%}
@@ -76,7 +88,7 @@
 
 {#- Primary key and unique constraints of the contract, column-level and model-level: [{kind, columns}]. -#}
 {% macro contract_keys() -%}
-  {%- set kinds = {'primary_key': 'primary key', 'unique': 'unique'} -%}
+  {%- set kinds = key_constraint_kinds() -%}
   {%- set keys = [] -%}
   {%- for name, column in model['columns'].items() -%}
     {%- for constraint in column['constraints'] if constraint['type'] in kinds -%}
