@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import psycopg
 import pytest
 from feeds import treatment_row, write_treatment_file
 
@@ -49,6 +50,23 @@ def test_month_end_to_end_publishes_and_a_resubmission_replaces(pipeline, landin
         "join pg_attribute a on a.attrelid = c.conrelid and a.attnum = k.attnum "
         "where c.conrelid = 'marts.kpi_monthly'::regclass and c.contype = 'p'"
     ) == [("area_code,month,kpi_code,breakdown",)]
+    # keys to the dimensions are foreign keys between published tables; closed code lists are checks
+    foreign_keys = pipeline.query(
+        "select c.conrelid::regclass::text, c.confrelid::regclass::text from pg_constraint c "
+        "join pg_namespace n on n.oid = c.connamespace where c.contype = 'f' and n.nspname in ('marts', 'marts_person')"
+    )
+    assert len(foreign_keys) == 34
+    assert ("marts_person.fct_treatment_person_months", "marts.dim_area") in foreign_keys
+    assert ("marts.kpi_monthly", "marts.dim_month") in foreign_keys
+    assert {target.split(".")[0] for _, target in foreign_keys} == {"marts"}
+    assert pipeline.query(
+        "select position('kpi_code = ANY' in pg_get_constraintdef(oid)) > 0 from pg_constraint "
+        "where conrelid = 'marts.kpi_monthly'::regclass and conname = 'kpi_code_is_known'"
+    ) == [(True,)]
+    with psycopg.connect(pipeline.url) as conn, pytest.raises(psycopg.errors.ForeignKeyViolation):
+        conn.execute("create temporary table orphan as select * from marts.kpi_monthly limit 1")
+        conn.execute("update orphan set area_code = 'E99999999'")
+        conn.execute("insert into marts.kpi_monthly select * from orphan")
     _assert_run_observed(pipeline, result.run_id)
 
     # the same bytes again: nothing changes

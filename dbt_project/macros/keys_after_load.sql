@@ -6,8 +6,9 @@
   took 13.0 s to build that way, 5.3 s keyed after (bench/RESULTS.md §2). Here the table is created with its
   columns, types and not-null constraints, filled, and then keyed with `alter table ... add`,
   which builds each index in one sort (post-hook `add_contract_keys`, dbt_project.yml; a hook, so
-  the build still reports the rows the insert wrote). A duplicate still fails the model's build.
-  Otherwise dbt-postgres 1.11's postgres__create_table_as.
+  the build still reports the rows the insert wrote). Foreign keys come last, each validated in one
+  query instead of a lookup per inserted row. A duplicate or an orphan key still fails the model's
+  build. Otherwise dbt-postgres 1.11's postgres__create_table_as.
 -#}
 
 {% macro postgres__create_table_as(temporary, relation, sql) -%}
@@ -47,34 +48,42 @@
 {%- endmacro %}
 
 
-{#- The constraint types that are keys, and their SQL. -#}
+{#- The constraint types that are keys, and their SQL; foreign keys last (they need the keys they point at). -#}
 {% macro key_constraint_kinds() -%}
-  {{ return({'primary_key': 'primary key', 'unique': 'unique'}) }}
+  {{ return({'primary_key': 'primary key', 'unique': 'unique', 'foreign_key': 'foreign key'}) }}
 {%- endmacro %}
 
 
 {#- Post-hook: the contract's keys on the built table (nothing for a model without an enforced contract). -#}
 {% macro add_contract_keys() -%}
   {%- if is_keyed_after_load() -%}
-    {% for key in contract_keys() -%}
-      alter table {{ this }} add {{ key.kind }} ({{ key.columns | join(', ') }});
+    {% for key in contract_keys() | sort(attribute='is_foreign') -%}
+      alter table {{ this }} add {{ key.kind }} ({{ key.columns | join(', ') }})
+        {%- if key.is_foreign %} references {{ key.to }} ({{ key.to_columns | join(', ') }}){% endif %};
     {% endfor -%}
   {%- endif -%}
 {%- endmacro %}
 
 
-{#- The contract's columns and constraints as dbt renders them, less primary keys and unique constraints. -#}
+{#- The contract's columns and constraints as dbt renders them, less the keys. A column's named check
+    is rendered as a table constraint: dbt-postgres drops the name of a column-level check, and the
+    name is what a failed insert reports (`violates check constraint "kpi_code_is_known"`). -#}
 {% macro columns_and_constraints_without_keys() -%}
   {%- set keys = key_constraint_kinds().keys() | list -%}
   {%- set columns = {} -%}
+  {%- set named_checks = [] -%}
   {%- for name, column in model['columns'].items() -%}
     {%- set kept = column.copy() -%}
-    {%- do kept.update({'constraints': column['constraints'] | rejectattr('type', 'in', keys) | list}) -%}
+    {%- set constraints = column['constraints'] | rejectattr('type', 'in', keys) | list -%}
+    {%- for constraint in constraints if constraint['type'] == 'check' and constraint['name'] -%}
+      {%- do named_checks.append(constraint) -%}
+    {%- endfor -%}
+    {%- do kept.update({'constraints': constraints | reject('in', named_checks) | list}) -%}
     {%- do columns.update({name: kept}) -%}
   {%- endfor -%}
   {%- set column_ddl = adapter.render_raw_columns_constraints(raw_columns=columns) -%}
   {%- set model_ddl = adapter.render_raw_model_constraints(
-      raw_constraints=model['constraints'] | rejectattr('type', 'in', keys) | list) -%}
+      raw_constraints=(model['constraints'] | rejectattr('type', 'in', keys) | list) + named_checks) -%}
   (
   {% for c in column_ddl -%}
     {{ c }}{{ "," if not loop.last or model_ddl }}
@@ -86,17 +95,29 @@
 {%- endmacro %}
 
 
-{#- Primary key and unique constraints of the contract, column-level and model-level: [{kind, columns}]. -#}
+{#- Primary key, unique and foreign key constraints of the contract, column-level and model-level:
+    [{kind, columns, is_foreign, to, to_columns}] (`to` as dbt compiled it: the referenced relation). -#}
 {% macro contract_keys() -%}
   {%- set kinds = key_constraint_kinds() -%}
   {%- set keys = [] -%}
   {%- for name, column in model['columns'].items() -%}
     {%- for constraint in column['constraints'] if constraint['type'] in kinds -%}
-      {%- do keys.append({'kind': kinds[constraint['type']], 'columns': [adapter.quote(name) if column.get('quote') else name]}) -%}
+      {%- do keys.append(contract_key(constraint, [adapter.quote(name) if column.get('quote') else name])) -%}
     {%- endfor -%}
   {%- endfor -%}
   {%- for constraint in model['constraints'] if constraint['type'] in kinds -%}
-    {%- do keys.append({'kind': kinds[constraint['type']], 'columns': constraint['columns']}) -%}
+    {%- do keys.append(contract_key(constraint, constraint['columns'])) -%}
   {%- endfor -%}
   {{ return(keys) }}
+{%- endmacro %}
+
+
+{% macro contract_key(constraint, columns) -%}
+  {{ return({
+      'kind': key_constraint_kinds()[constraint['type']],
+      'columns': columns,
+      'is_foreign': constraint['type'] == 'foreign_key',
+      'to': constraint.get('to'),
+      'to_columns': constraint.get('to_columns') or [],
+  }) }}
 {%- endmacro %}
