@@ -48,7 +48,7 @@
 {%- endmacro %}
 
 
-{#- The constraint types that are keys, and their SQL; foreign keys last (they need the keys they point at). -#}
+{#- The constraint types that are keys, and their SQL. -#}
 {% macro key_constraint_kinds() -%}
   {{ return({'primary_key': 'primary key', 'unique': 'unique', 'foreign_key': 'foreign key'}) }}
 {%- endmacro %}
@@ -57,7 +57,9 @@
 {#- Post-hook: the contract's keys on the built table (nothing for a model without an enforced contract). -#}
 {% macro add_contract_keys() -%}
   {%- if is_keyed_after_load() -%}
-    {% for key in contract_keys() | sort(attribute='is_foreign') -%}
+    {#- foreign keys last, in the order of the tables they point at: adding one locks its table, and
+        two models keyed at once in another order would deadlock -#}
+    {% for key in contract_keys() | sort(attribute='is_foreign,to') -%}
       alter table {{ this }} add {{ key.kind }} ({{ key.columns | join(', ') }})
         {%- if key.is_foreign %} references {{ key.to }} ({{ key.to_columns | join(', ') }}){% endif %};
     {% endfor -%}
@@ -117,7 +119,7 @@
       'kind': key_constraint_kinds()[constraint['type']],
       'columns': columns,
       'is_foreign': constraint['type'] == 'foreign_key',
-      'to': constraint.get('to'),
+      'to': constraint.get('to') or '',
       'to_columns': constraint.get('to_columns') or [],
   }) }}
 {%- endmacro %}
