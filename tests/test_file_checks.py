@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 from feeds import treatment_row, write_feed_file, write_treatment_file
 
+from misuse_warehouse import file_checks
 from misuse_warehouse.contracts import contract_for
 from misuse_warehouse.file_checks import read_file
 from misuse_warehouse.refusal import Refusal
+from misuse_warehouse.simulate import write_feeds
 
 HEADER = ",".join(contract_for("treatment").column_names)
 
@@ -146,3 +148,34 @@ def test_suppression_marker_in_a_number_is_null_with_a_note(landing: Path) -> No
     parsed = read_file(path)
     assert parsed.rows[0][contract_for("treatment").column_names.index("top_start_days_used")] is None
     assert "suppression marker" in parsed.notes[0]
+
+
+def _cell_by_cell(path: Path) -> tuple[list, list[int], list[str]]:
+    """The exact path: every cell typed on its own (what a file with a problem goes through)."""
+    parsed_name = file_checks.parse_file_name(path)
+    contract = contract_for(parsed_name.feed)
+    records = file_checks._records(file_checks.decode(path.read_bytes()))
+    while records and not any(cell.strip() for cell in records[-1]):
+        records.pop()
+    header = [cell.strip().lower() for cell in records[0]]
+    positions = file_checks._check_header(header, contract)
+    notes: list[str] = []
+    columns, lines = file_checks._typed_cells(records[1:], len(header), positions, contract, notes, [])
+    return columns, lines, notes
+
+
+def test_columns_typed_from_distinct_values_match_cell_by_cell(tmp_path: Path) -> None:
+    """The fast path (each distinct value of a column checked once) reads every feed as the exact path does."""
+    write_feeds(tmp_path, ["E06000035"], ["2025-03"], seed=7)
+    padded = treatment_row(episode_id=" E9 ", client_initials="CD ")
+    write_treatment_file(tmp_path, "P0002", "2025-03", [padded, treatment_row(episode_id="E10", triage_date="")])
+    paths = sorted(tmp_path.glob("*/*/*.csv"))
+    assert {p.parent.parent.name for p in paths} >= {"treatment", "funding", "contracts", "grants", "cj-return"}
+    for path in paths:
+        parsed = read_file(path)
+        columns, lines, notes = _cell_by_cell(path)
+        assert [list(c) for c in parsed.columns] == columns, path.name
+        assert (parsed.line_numbers, parsed.notes) == (lines, notes), path.name
+    stripped = read_file(tmp_path / "treatment/2025-03/treatment_P0002_2025-03.csv").rows[0]
+    names = contract_for("treatment").column_names
+    assert [stripped[names.index(c)] for c in ("episode_id", "client_initials")] == ["E9", "CD"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from pathlib import Path
 
@@ -82,3 +84,24 @@ def test_hostile_values_are_stored_as_text(db: psycopg.Connection, landing: Path
     parsed = read_file(path)
     loader.load(db, parsed)
     assert db.execute("select episode_id from raw.treatment_episodes").fetchone() == (hostile,)
+
+
+def test_pseudonym_is_hmac_sha256_of_the_attributor(db: psycopg.Connection, landing: Path) -> None:
+    """person_key = HMAC-SHA256(secret, "INITIALS|YYYY-MM-DD|sex") (../shared/kpis.md), checked against hmac.new."""
+    _load(db, write_treatment_file(landing, "P0001", "2025-03", [treatment_row(client_initials=" ab ")]))
+    stored = db.execute("select person_key from raw.treatment_episodes").fetchone()[0]
+    assert stored == hmac.new(pseudonymise.secret(), b"AB|1980-01-01|m", hashlib.sha256).hexdigest()
+
+
+def test_stored_ages_are_postgres_ages(db: psycopg.Connection, landing: Path) -> None:
+    """The age kept in raw (so the date of birth can be purged) is Postgres' age() in whole years."""
+    births = ["1980-03-10", "1980-03-11", "1980-03-09", "2000-02-29", "1979-12-31", "2008-03-10"]
+    rows = [
+        treatment_row(episode_id=f"E{n}", client_dob=born, referral_date="2025-03-10") for n, born in enumerate(births)
+    ]
+    rows.append(treatment_row(episode_id="E-leap", client_dob="2004-02-29", referral_date="2025-02-28"))
+    _load(db, write_treatment_file(landing, "P0001", "2025-03", rows))
+    pairs = db.execute(
+        "select age_at_referral, extract(year from age(referral_date, client_dob))::int from raw.treatment_episodes"
+    ).fetchall()
+    assert len(pairs) == len(rows) and all(stored == expected for stored, expected in pairs)

@@ -66,7 +66,9 @@ def mart_suites() -> list[str]:
 def file_frame(parsed: ParsedFile) -> pd.DataFrame:
     """Typed dataframe of one file, indexed by file line number, with derived columns."""
     contract = parsed.contract
-    frame = pd.DataFrame(parsed.rows, columns=list(contract.column_names), index=parsed.line_numbers, dtype=object)
+    frame = pd.DataFrame(
+        dict(zip(contract.column_names, parsed.columns, strict=True)), index=parsed.line_numbers, dtype=object
+    )
     for column in contract.columns:
         values = frame[column.name]
         if column.type in ("date", "month"):
@@ -185,11 +187,11 @@ def _batches(members: list[int], files: list[ParsedFile]) -> list[list[int]]:
     batches: list[list[int]] = [[]]
     rows = 0
     for index in members:
-        if batches[-1] and rows + len(files[index].rows) > BATCH_ROWS:
+        if batches[-1] and rows + files[index].row_count > BATCH_ROWS:
             batches.append([])
             rows = 0
         batches[-1].append(index)
-        rows += len(files[index].rows)
+        rows += files[index].row_count
     return batches
 
 

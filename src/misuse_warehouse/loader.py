@@ -12,7 +12,8 @@ import hashlib
 import json
 import shutil
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
+from itertools import repeat
 from pathlib import Path
 
 import psycopg
@@ -138,30 +139,21 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
             ),
         ).fetchone()[0]
         columns = ["submission_id", "source_row", *contract.column_names]
-        attributor = contract.attributor
-        ages = [
-            (contract.column_names.index(a.args[0]), contract.column_names.index(a.args[1]))
-            for a in contract.stored_ages
-        ]
-        if attributor:
+        values = [repeat(submission_id, parsed.row_count), parsed.line_numbers, *parsed.columns]
+        if contract.attributor:
             columns += ["person_key", *(a.name for a in contract.stored_ages)]
-            positions = {role: contract.column_names.index(col) for role, col in attributor.items()}
+            values += [_person_keys(key, parsed), *_stored_ages(parsed)]
         # every name is a quoted identifier and every value a COPY field: file content never becomes SQL
         copy = sql.SQL("copy {} ({}) from stdin").format(
             sql.Identifier("raw", contract.table), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
         with conn.cursor().copy(copy) as writer:
-            for line, values in zip(parsed.line_numbers, parsed.rows, strict=True):
-                record = [submission_id, line, *values]
-                if attributor:
-                    initials, dob, sex = (values[positions[r]] for r in ("initials", "dob", "sex"))
-                    record.append(pseudonymise.person_key(key, initials or "", dob or "", sex or ""))
-                    record += [age_years(values[born], values[on]) for born, on in ages]
-                writer.write_row(record)
+            for row in zip(*values, strict=True):
+                writer.write_row(row)
         faults.hold("copy")
         conn.execute(
             "update raw.submissions set loaded_at = now(), row_count = %s where submission_id = %s",
-            (len(parsed.rows), submission_id),
+            (parsed.row_count, submission_id),
         )
     archive(parsed.path, parsed.sha256)
     return Outcome(
@@ -171,18 +163,33 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
         name.period,
         "loaded",
         submission_id,
-        len(parsed.rows),
-        message=f"{len(parsed.rows)} rows loaded as submission {submission_id}"
+        parsed.row_count,
+        message=f"{parsed.row_count} rows loaded as submission {submission_id}"
         + (f" (supersedes {current[0]})" if current else ""),
     )
 
 
+def _person_keys(key: bytes, parsed: ParsedFile) -> list[str | None]:
+    names = parsed.contract.column_names
+    initials, dob, sex = (
+        parsed.columns[names.index(parsed.contract.attributor[role])] for role in ("initials", "dob", "sex")
+    )
+    return [pseudonymise.person_key(key, i or "", d or "", s or "") for i, d, s in zip(initials, dob, sex, strict=True)]
+
+
+def _stored_ages(parsed: ParsedFile) -> list[list[int | None]]:
+    names = parsed.contract.column_names
+    return [
+        list(map(age_years, parsed.columns[names.index(age.args[0])], parsed.columns[names.index(age.args[1])]))
+        for age in parsed.contract.stored_ages
+    ]
+
+
 def age_years(born: str | None, on: str | None) -> int | None:
-    """Whole years from `born` to `on` (ISO dates), as Postgres' extract(year from age(on, born))."""
+    """Whole years from `born` to `on` (checked YYYY-MM-DD dates), as Postgres' extract(year from age(on, born))."""
     if not born or not on:
         return None
-    born_date, on_date = date.fromisoformat(born), date.fromisoformat(on)
-    return on_date.year - born_date.year - ((on_date.month, on_date.day) < (born_date.month, born_date.day))
+    return int(on[:4]) - int(born[:4]) - (on[5:] < born[5:])
 
 
 def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: str | None = None) -> Outcome:

@@ -95,7 +95,7 @@ def ingest_files(paths: list[str], dag_run_id: str | None = None) -> list[dict[s
         for path in paths:
             intake = _read(conn, Path(path), dag_run_id)
             intakes.append(intake)
-            rows += len(intake.parsed.rows) if intake.parsed else 0  # duplicates are held until landed too
+            rows += intake.parsed.row_count if intake.parsed else 0  # duplicates are held until landed too
             if rows >= gate.BATCH_ROWS:  # memory stays bounded by a batch, not the month
                 outcomes += _gate_and_load(conn, intakes, dag_run_id)
                 intakes, rows = [], 0
@@ -126,7 +126,7 @@ def _read(conn: Any, file: Path, dag_run_id: str | None) -> _Intake:
     clock = time.monotonic()
     try:
         intake.parsed = file_checks.read_file(file)
-        intake.run.rows_in = len(intake.parsed.rows)
+        intake.run.rows_in = intake.parsed.row_count
         intake.duplicate = loader.duplicate_of(conn, intake.parsed)  # checked again under the load's lock
     except Refusal as refusal:
         intake.refusal = refusal
@@ -143,7 +143,7 @@ def _gate_and_load(conn: Any, intakes: list[_Intake], dag_run_id: str | None) ->
     clock = time.monotonic()
     results = gate.check_files([i.parsed for i in waiting], dag_run_id) if waiting else []
     gate_seconds = time.monotonic() - clock
-    weights = [max(len(i.parsed.rows), 1) for i in waiting]
+    weights = [max(i.parsed.row_count, 1) for i in waiting]
     for intake, result, weight in zip(waiting, results, weights, strict=True):
         intake.checked = result
         intake.seconds += gate_seconds * weight / sum(weights)

@@ -62,5 +62,4 @@ def person_key(key: bytes, initials: str, dob: str, sex: str) -> str | None:
     initials = initials.strip().upper()
     if initials == UNLINKABLE_INITIALS:
         return None
-    message = f"{initials}|{dob}|{sex}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()
+    return hmac.digest(key, f"{initials}|{dob}|{sex}".encode(), hashlib.sha256).hex()
