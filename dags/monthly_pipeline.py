@@ -87,6 +87,7 @@ def monthly_pipeline() -> None:
             exclude=["resource_type:exposure"],
             node_converters=dbt_tasks.NODE_CONVERTERS,
         ),
+        operator_args={"env": orchestration.DBT_ENV},
         # a police month not published yet skips its task; the build still runs
         default_args={"retries": 0, "trigger_rule": "none_failed"},
     )

@@ -19,6 +19,10 @@ MANIFEST = settings.DBT_PROJECT_DIR / "target" / "manifest.json"
 # per-event callbacks (one month's build: 17.5 s in-process, 12.5 s as a subprocess).
 DBT_EXECUTABLE = str(Path(sys.executable).parent / "dbt")
 
+# dbt's debug file log goes to Cosmos' temporary copy of the project, deleted after the task: never read,
+# and writing it cost 0.57 s a build (five alternating builds each way: 9.43 s -> 8.86 s)
+DBT_ENV = {"DBT_LOG_LEVEL_FILE": "none"}
+
 DEFAULT_ARGS = {
     "owner": OWNER,
     "retries": 1,
