@@ -68,6 +68,7 @@ def monthly_pipeline() -> None:
             dbt_project_path=settings.DBT_PROJECT_DIR,
             manifest_path=orchestration.dbt_manifest(),
             install_dbt_deps=False,
+            env_vars=orchestration.DBT_ENV,
         ),
         profile_config=ProfileConfig(
             profile_name="misuse_warehouse",
@@ -87,7 +88,6 @@ def monthly_pipeline() -> None:
             exclude=["resource_type:exposure"],
             node_converters=dbt_tasks.NODE_CONVERTERS,
         ),
-        operator_args={"env": orchestration.DBT_ENV},
         # a police month not published yet skips its task; the build still runs
         default_args={"retries": 0, "trigger_rule": "none_failed"},
     )

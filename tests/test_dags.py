@@ -34,6 +34,8 @@ def test_monthly_pipeline_shape(dagbag) -> None:  # noqa: ANN001
     ids = set(dag.task_ids)
     assert {"prepare", "discover", "ingest", "mart_gate", "publish", "report"} <= ids
     assert "transform.dbt_producer_watcher" in ids
+    # dbt's debug file log would land in Cosmos' temporary project copy: never written
+    assert dag.get_task("transform.dbt_producer_watcher").env["DBT_LOG_LEVEL_FILE"] == "none"
     # one task per dbt model and seed, named after it: its build and its tests (misuse_warehouse.dbt_tasks)
     nodes = _manifest_nodes("model", "seed")
     assert "kpi_monthly" in nodes

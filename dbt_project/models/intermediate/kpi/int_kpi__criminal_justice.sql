@@ -17,6 +17,12 @@ street_crimes as (
     select * from {{ ref('stg_police__street_crimes') }}
 ),
 
+police_submissions as (
+    select submission_id, source_code as area_code, period_start as month
+    from {{ ref('stg_raw__submissions') }}
+    where feed = 'police'
+),
+
 treatment_submissions as (
     select submission_id, source_code as provider_code, period_start as month
     from {{ ref('stg_raw__submissions') }}
@@ -45,6 +51,19 @@ releases_with_need as (
     where releases.has_treatment_need
 ),
 
+-- counted per submission before joining the submissions: a join first was planned as a
+-- loop over the submissions that re-read the releases for each (quadratic in history)
+release_counts as (
+    select
+        submission_id,
+        max(release_date) as last_release_date,
+        count(*) as releases_with_need,
+        count(*) filter (where has_treatment_within_21_days) as releases_linked,
+        count(*) filter (where not is_linkable) as releases_unlinkable
+    from releases_with_need
+    group by submission_id
+),
+
 release_months as (
     select
         release_submissions.area_code,
@@ -53,17 +72,14 @@ release_months as (
         -- the treatment month that must be loaded before C1 is final
         date_trunc(
             'month',
-            coalesce(max(releases_with_need.release_date), {{ add_months('release_submissions.month', 1) }} - 1) + 21
+            coalesce(release_counts.last_release_date, {{ add_months('release_submissions.month', 1) }} - 1) + 21
         )::date as covering_month,
-        count(releases_with_need.prison_release_id) as releases_with_need,
-        count(releases_with_need.prison_release_id) filter (where releases_with_need.has_treatment_within_21_days)
-            as releases_linked,
-        count(releases_with_need.prison_release_id) filter (where not releases_with_need.is_linkable)
-            as releases_unlinkable
+        coalesce(release_counts.releases_with_need, 0) as releases_with_need,
+        coalesce(release_counts.releases_linked, 0) as releases_linked,
+        coalesce(release_counts.releases_unlinkable, 0) as releases_unlinkable
     from release_submissions
-    left join releases_with_need
-        on releases_with_need.submission_id = release_submissions.submission_id
-    group by release_submissions.area_code, release_submissions.month, release_submissions.submission_id
+    left join release_counts
+        on release_counts.submission_id = release_submissions.submission_id
 ),
 
 -- final once every provider that submitted for M has submitted for the covering month
@@ -120,9 +136,14 @@ drugs_crimes as (
     where requested_category = 'drugs'
 ),
 
+-- the police pulls holding any crime: found by the crimes' key, not by reading every crime
 police_months as (
-    select distinct submission_id, area_code, month
-    from street_crimes
+    select police_submissions.submission_id, police_submissions.area_code, police_submissions.month
+    from police_submissions
+    where exists (
+        select 1 from {{ source('raw', 'police_crimes') }} as crime_rows
+        where crime_rows.submission_id = police_submissions.submission_id
+    )
 ),
 
 drugs_crime_counts as (
