@@ -349,7 +349,8 @@ def _summary(results, url_: str, elapsed: float) -> None:  # noqa: ANN001
         checksum = publish.published_checksum(conn)
     console.print("raw gate: " + ", ".join(f"{s} {n}" for s, n in gates))
     console.print(f"mart gate: {marts_gate[1]:,} of {marts_gate[2]:,} expectations passed over {marts_gate[0]} runs")
-    console.print(f"published marts checksum: {checksum} (the same after every demo from the same seed)")
+    # a fresh home has its own pseudonymisation key and numbers submissions in the order Airflow ran the feeds
+    console.print(f"published marts checksum: {checksum} (the same when the demo runs again in this home)")
     docs = gate.data_docs_index()
     console.print("\nWhere to look:")
     console.print(f"  published marts: schema [bold]marts[/] at {url_}")
