@@ -147,10 +147,11 @@ def main() -> None:
         import psycopg
 
         from misuse_warehouse import warehouse
+        from misuse_warehouse.embedded_pg import DATABASE_OPTIONS
 
         base = warehouse.url()
         with psycopg.connect(base, autocommit=True) as conn:
-            conn.execute(f"create database {MONTH_1_DB}")
+            conn.execute(f"create database {MONTH_1_DB} {DATABASE_OPTIONS}")
         url_1 = database_url(base, MONTH_1_DB)
         rows_1, _ = load_months(url_1, landing, months[:1])
         rows_35, load_seconds = load_months(base, landing, months[:-1])

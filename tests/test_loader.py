@@ -105,3 +105,14 @@ def test_stored_ages_are_postgres_ages(db: psycopg.Connection, landing: Path) ->
         "select age_at_referral, extract(year from age(referral_date, client_dob))::int from raw.treatment_episodes"
     ).fetchall()
     assert len(pairs) == len(rows) and all(stored == expected for stored, expected in pairs)
+
+
+def test_embedded_warehouse_orders_text_by_code_point(warehouse_url: str) -> None:
+    """The embedded database uses the builtin C.UTF-8 locale: keys and sorts compare bytes, not libc collation."""
+    with psycopg.connect(warehouse_url) as conn:
+        provider, locale = conn.execute(
+            "select datlocprovider, datlocale from pg_database where datname = current_database()"
+        ).fetchone()
+        ordered = [row[0] for row in conn.execute("select s from unnest(array['b', 'a', 'B', 'é', 'Z']) s order by s")]
+    assert (provider, locale) == ("b", "C.UTF-8")
+    assert ordered == ["B", "Z", "a", "b", "é"]

@@ -20,6 +20,10 @@ from misuse_warehouse.ports import free_port
 
 DEFAULT_PASSWORD = "warehouse"
 DATABASE = "warehouse"
+# Text compares by code point in C (memcmp, abbreviated sort keys), not through libc's strcoll:
+# at 36 months of ten areas the person-months fact's two key indexes built in 1.3-1.8 s against
+# 2.4-3.1 s under the cluster's libc C.UTF-8, which orders every string the same way.
+DATABASE_OPTIONS = "template template0 encoding 'UTF8' locale_provider builtin builtin_locale 'C.UTF-8'"
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,7 @@ class EmbeddedPostgres:
             conn.execute(f"alter role postgres password '{DEFAULT_PASSWORD}'")
             exists = conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone()
             if not exists:
-                conn.execute(f"create database {DATABASE}")
+                conn.execute(f"create database {DATABASE} {DATABASE_OPTIONS}")
         hba = self.data_dir / "pg_hba.conf"
         lines = []
         for line in hba.read_text().splitlines():
