@@ -136,7 +136,7 @@ Volume: {args.month}, all {len(harness.all_areas())} simulated areas: {len(files
 
 Target ≤ {TARGET_MIB} MiB for the loading process on a national month: loader {mib(all_files):.0f} MiB,
 ingest task code with GX {mib(ingest):.0f} MiB — {harness.verdict(met)}.
-The loader reads one file whole (`read_bytes`, rows as lists): memory follows the largest file, not the month;
+The loader reads one file whole (`read_bytes`, then its values as typed columns): memory follows the largest file, not the month;
 the stress row shows the cost if one file held the whole month.
 
 {env}""",
