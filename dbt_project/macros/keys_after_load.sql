@@ -27,8 +27,8 @@
   {% if contract_config.enforced %}
     {{ get_assert_columns_equivalent(sql) }}
   {% endif -%}
-  {% if keyed_after -%}
-      {{ columns_and_constraints_without_keys() }} ;
+  {% if contract_config.enforced and (not temporary) -%}
+      {{ columns_and_constraints_without_keys() if keyed_after else get_table_columns_and_constraints() }} ;
     insert into {{ relation }} (
       {{ adapter.dispatch('get_column_names', 'dbt')() }}
     )

@@ -1,0 +1,65 @@
+"""macros/keys_after_load.sql: what an enforced contract puts on a table, by materialization.
+
+Real dbt on the embedded Postgres, on a copy of the project with two scratch models of the same
+contract. A table model is created without keys and keyed after it is filled (the post-hook); an
+incremental model keeps dbt-postgres' own creation, constraints included (before this test it was
+created with none).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import psycopg
+
+from misuse_warehouse import orchestration, settings, warehouse
+
+CONTRACT = """version: 2
+models:
+  - name: {name}
+    config: {{contract: {{enforced: true}}}}
+    columns:
+      - name: scratch_id
+        data_type: bigint
+        constraints: [{{type: primary_key}}]
+      - name: label
+        data_type: text
+        constraints: [{{type: not_null}}]
+"""
+SELECT = "select 1::bigint as scratch_id, 'a'::text as label\n"
+MODELS = {
+    "scratch_table": SELECT,
+    "scratch_incremental": "{{ config(materialized='incremental', on_schema_change='append_new_columns') }}\n" + SELECT,
+}
+
+
+def constraints(conn: psycopg.Connection, table: str) -> set[str]:
+    rows = conn.execute(
+        "select pg_get_constraintdef(oid) from pg_constraint where conrelid = %s::regclass", (f"intermediate.{table}",)
+    ).fetchall()
+    return {definition for (definition,) in rows}
+
+
+def test_enforced_contract_constraints_by_materialization(
+    db: psycopg.Connection, warehouse_url: str, tmp_path: Path
+) -> None:
+    """Both scratch models carry the contract's primary key and not-null constraints."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(settings.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    for name, sql in MODELS.items():
+        (project / "models" / "intermediate" / f"{name}.sql").write_text(sql)
+        (project / "models" / "intermediate" / f"{name}.yml").write_text(CONTRACT.format(name=name))
+    command = [orchestration.DBT_EXECUTABLE, "run", "--project-dir", str(project), "--profiles-dir", str(project)]
+    command += ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path), "--quiet"]
+    command += ["--select", *MODELS]
+    done = subprocess.run(command, env=os.environ | warehouse.dbt_env(warehouse_url), capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+    expected = {"PRIMARY KEY (scratch_id)", "NOT NULL scratch_id", "NOT NULL label"}
+    with psycopg.connect(warehouse_url) as conn:
+        assert constraints(conn, "scratch_table") == expected
+        assert constraints(conn, "scratch_incremental") == expected
+        conn.execute(f"drop table {', '.join(f'intermediate.{name}' for name in MODELS)}")
