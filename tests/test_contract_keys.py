@@ -2,8 +2,8 @@
 
 Real dbt on the embedded Postgres, on a copy of the project with two scratch models of the same
 contract. A table model is created without keys and keyed after it is filled (the post-hook); an
-incremental model keeps dbt-postgres' own creation, constraints included (before this test it was
-created with none).
+incremental model keeps dbt-postgres' own creation, constraints included (the override once
+created it with none).
 """
 
 from __future__ import annotations
