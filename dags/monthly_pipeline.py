@@ -80,12 +80,13 @@ def monthly_pipeline() -> None:
             invocation_mode=InvocationMode.SUBPROCESS,
             dbt_executable_path=orchestration.DBT_EXECUTABLE,
         ),
-        # exposures (scorecard, performance pack) are lineage for dbt docs, not tasks;
-        # one task per model or seed, failed when it or any of its tests failed
+        # exposures (scorecard, performance pack) are lineage for dbt docs, not tasks, nor is the
+        # on-run-start hook (dbt runs it in the build whatever the selection); one task per model
+        # or seed, failed when it or any of its tests failed
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             emit_datasets=False,
-            exclude=["resource_type:exposure"],
+            exclude=["resource_type:exposure", "resource_type:operation"],
             node_converters=dbt_tasks.NODE_CONVERTERS,
         ),
         # a police month not published yet skips its task; the build still runs

@@ -34,6 +34,10 @@ def test_month_end_to_end_publishes_and_a_resubmission_replaces(pipeline, landin
     assert t1 == [(6, False)]
     published = pipeline.query("select count(*) from ops.publications")[0][0]
     assert published == 1
+    # the build's on-run-start hook analyzed raw (it is no task of its own)
+    assert pipeline.query(
+        "select last_analyze is not null from pg_stat_user_tables where relid = 'raw.treatment_episodes'::regclass"
+    ) == [(True,)]
     # BI reads marts only; nothing of the build lingers
     assert pipeline.query("select count(*) from pg_namespace where nspname = 'marts_next'") == [(0,)]
     # every published table keeps its primary key through the swap (BI tools read keys from the catalogue)
