@@ -3,7 +3,8 @@
 Real dbt on the embedded Postgres, on a copy of the project with two scratch models of the same
 contract. A table model is created without keys and keyed after it is filled (the post-hook); an
 incremental model keeps dbt-postgres' own creation, constraints included (the override once
-created it with none).
+created it with none), and gets its not-null constraints again after each build, so a table
+built before them gains them.
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ models:
 SELECT = "select 1::bigint as scratch_id, 'a'::text as label\n"
 MODELS = {
     "scratch_table": SELECT,
-    "scratch_incremental": "{{ config(materialized='incremental', on_schema_change='append_new_columns') }}\n" + SELECT,
+    "scratch_incremental": (
+        "{{ config(materialized='incremental', unique_key='scratch_id', on_schema_change='append_new_columns') }}\n"
+    )
+    + SELECT,
 }
 
 
@@ -41,6 +45,13 @@ def constraints(conn: psycopg.Connection, table: str) -> set[str]:
         "select pg_get_constraintdef(oid) from pg_constraint where conrelid = %s::regclass", (f"intermediate.{table}",)
     ).fetchall()
     return {definition for (definition,) in rows}
+
+
+def _dbt_run(project: Path, tmp_path: Path, warehouse_url: str) -> subprocess.CompletedProcess:
+    command = [orchestration.DBT_EXECUTABLE, "run", "--project-dir", str(project), "--profiles-dir", str(project)]
+    command += ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path), "--quiet"]
+    command += ["--select", *MODELS]
+    return subprocess.run(command, env=os.environ | warehouse.dbt_env(warehouse_url), capture_output=True, text=True)
 
 
 def test_enforced_contract_constraints_by_materialization(
@@ -52,14 +63,24 @@ def test_enforced_contract_constraints_by_materialization(
     for name, sql in MODELS.items():
         (project / "models" / "intermediate" / f"{name}.sql").write_text(sql)
         (project / "models" / "intermediate" / f"{name}.yml").write_text(CONTRACT.format(name=name))
-    command = [orchestration.DBT_EXECUTABLE, "run", "--project-dir", str(project), "--profiles-dir", str(project)]
-    command += ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path), "--quiet"]
-    command += ["--select", *MODELS]
-    done = subprocess.run(command, env=os.environ | warehouse.dbt_env(warehouse_url), capture_output=True, text=True)
+    done = _dbt_run(project, tmp_path, warehouse_url)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
     expected = {"PRIMARY KEY (scratch_id)", "NOT NULL scratch_id", "NOT NULL label"}
-    with psycopg.connect(warehouse_url) as conn:
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
         assert constraints(conn, "scratch_table") == expected
         assert constraints(conn, "scratch_incremental") == expected
+
+        # an incremental table from before its contract said `not_null` gains the constraint
+        conn.execute("alter table intermediate.scratch_incremental alter column label drop not null")
+        done = _dbt_run(project, tmp_path, warehouse_url)
+        assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+        assert constraints(conn, "scratch_incremental") == expected
+
+        # and a null from a later build fails it, naming the column
+        incremental = project / "models" / "intermediate" / "scratch_incremental.sql"
+        incremental.write_text(incremental.read_text().replace("'a'::text", "null::text"))
+        done = _dbt_run(project, tmp_path, warehouse_url)
+        assert done.returncode != 0
+        assert 'null value in column "label"' in done.stdout
         conn.execute(f"drop table {', '.join(f'intermediate.{name}' for name in MODELS)}")

@@ -54,9 +54,18 @@
 {%- endmacro %}
 
 
-{#- Post-hook: the contract's keys on the built table (nothing for a model without an enforced contract). -#}
+{#- Post-hook: the contract's keys on the built table (nothing for a model without an enforced contract).
+    An incremental table stays the table its first build created, so its not-null constraints are
+    set again after every build: a no-op once they hold, and a table built before its contract had
+    them gains them (one scan). -#}
 {% macro add_contract_keys() -%}
-  {%- if is_keyed_after_load() -%}
+  {%- if config.get('contract').enforced and config.get('materialized') == 'incremental' -%}
+    {%- set not_null = [] -%}
+    {%- for name, column in model['columns'].items() if column['constraints'] | selectattr('type', 'eq', 'not_null') | list -%}
+      {%- do not_null.append('alter column ' ~ (adapter.quote(name) if column.get('quote') else name) ~ ' set not null') -%}
+    {%- endfor -%}
+    {%- if not_null %}alter table {{ this }} {{ not_null | join(', ') }};{% endif -%}
+  {%- elif is_keyed_after_load() -%}
     {#- foreign keys last, in the order of the tables they point at: adding one locks its table, and
         two models keyed at once in another order would deadlock -#}
     {% for key in contract_keys() | sort(attribute='is_foreign,to') -%}
