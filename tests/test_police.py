@@ -158,6 +158,7 @@ def test_answer_is_archived_before_it_is_parsed(db: psycopg.Connection, httpserv
     _dates(httpserver, MONTH)
     broken = b'[{"category": "drugs", "persistent_id": "ab'  # cut off mid-answer
     _serve(httpserver, "drugs", broken)
+    _serve(httpserver, "all-crime", FIXTURE_BYTES)  # answers are parsed once all have come
     with pytest.raises(
         police.PoliceApiError, match=r"area E09000030, month 2014-08: drugs: answer is not JSON"
     ) as error:
@@ -173,6 +174,7 @@ def test_the_same_pull_twice_changes_nothing(db: psycopg.Connection, httpserver:
     first = _pull(db, httpserver.url_for("/api"))
     second = _pull(db, httpserver.url_for("/api"))
     assert second["status"] == "duplicate" and second["submission_id"] == first["submission_id"]
+    assert second["crimes"] is None, "answers byte for byte the current submission's are not parsed again"
     assert db.execute("select count(*) from raw.submissions").fetchone() == (1,)
     assert db.execute("select count(*) from raw.police_crimes").fetchone() == (383,)
 

@@ -396,10 +396,11 @@ def _retry_after(response: requests.Response) -> float | None:
 
 @dataclass
 class _Fetched:
-    """The answers for one requested category, and the crimes after dropping split-line repeats."""
+    """The answers for one requested category, and (once parsed) its crimes after dropping split-line repeats."""
 
     category: str
     responses: list[dict[str, Any]] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
     dropped: int = 0
@@ -440,10 +441,9 @@ def _record_key(record: dict[str, Any]) -> str | None:
 def _fetch(
     client: PoliceClient, area: PoliceArea, month: str, category: str, folder: Path, policy: RetryPolicy
 ) -> _Fetched:
-    """Every configured polygon of the area, split depth first while the API says 503."""
+    """Every configured polygon of the area, split depth first while the API says 503; each answer archived."""
     where = _Where(area.code, month, category)
     fetched = _Fetched(category)
-    owner: dict[str, str] = {}
 
     def visit(label: str, polygon: Polygon, depth: int) -> None:
         try:
@@ -464,6 +464,22 @@ def _fetch(
         fetched.responses.append(
             {"part": label, "method": method, "url": url, "file": path.name, "sha256": sha, "bytes": len(body)}
         )
+        fetched.bodies.append(body)
+
+    for i, polygon in enumerate(area.polygons):
+        visit(f"p{i}", polygon, 0)
+    return fetched
+
+
+def _parse(fetched: _Fetched, area_code: str, month: str, folder: Path) -> None:
+    """The crimes of every answer, in the order they came; a crime two parts returned (on a cut line) once.
+
+    Only for answers not loaded before: bytes equal to the current submission's parsed when it loaded.
+    """
+    where = _Where(area_code, month, fetched.category)
+    owner: dict[str, str] = {}
+    for response, body in zip(fetched.responses, fetched.bodies, strict=True):
+        label, url, path = response["part"], response["url"], folder / response["file"]
         try:
             records = json.loads(body)
         except ValueError as error:
@@ -478,17 +494,13 @@ def _fetch(
                     fetched.dropped += 1
                     continue
             try:
-                row = _row(record, category)
+                row = _row(record, fetched.category)
             except ValueError as error:
                 raise where.error(url, f"unreadable crime {record.get('id')!r} ({error}); kept at {path}") from None
             fetched.rows.append(row)
             outcome = row[_OUTCOME]
             if outcome is not None:
                 fetched.outcomes[outcome] += 1
-
-    for i, polygon in enumerate(area.polygons):
-        visit(f"p{i}", polygon, 0)
-    return fetched
 
 
 def _row(record: dict[str, Any], category: str) -> tuple[Any, ...]:
@@ -545,6 +557,29 @@ def not_available(area_code: str, month: str, latest: str | None = None) -> dict
     }
 
 
+def _current_submission(conn: psycopg.Connection, area_code: str, period_start: date) -> tuple[int, str] | None:
+    """The loaded submission in force for the area-month: (submission_id, sha256 of its answers)."""
+    return conn.execute(
+        """select submission_id, file_sha256 from raw.submissions
+           where feed = %s and source_code = %s and period_start = %s and status = 'loaded'
+           order by submission_id desc limit 1""",
+        (FEED, area_code, period_start),
+    ).fetchone()
+
+
+def _unchanged(submission_id: int) -> dict[str, Any]:
+    """A pull whose answers are the current submission's, byte for byte: counted and checked when it loaded."""
+    return {
+        "status": "duplicate",
+        "submission_id": submission_id,
+        "rows": 0,
+        "crimes": None,
+        "split_line_repeats_dropped": None,
+        "unknown_outcomes": {},
+        "message": f"same answers as submission {submission_id}: nothing changed",
+    }
+
+
 def pull(
     conn: psycopg.Connection,
     area_code: str,
@@ -557,7 +592,8 @@ def pull(
 ) -> dict[str, Any]:
     """Pull, archive and load one area-month (both categories); `available` skips asking crimes-street-dates.
 
-    Returns status `loaded`, `duplicate` (same bytes as the current submission: nothing changed) or
+    Returns status `loaded`, `duplicate` (same bytes as the current submission: nothing changed, and
+    nothing parsed: the months before M are pulled again every run, and most come back unchanged) or
     `not_available`. Raises PoliceApiError when the API cannot give the month.
     """
     if not _MONTH.match(month):
@@ -580,6 +616,23 @@ def pull(
     pull_record = {"area": area_code, "month": month, "received_at": received_at.isoformat(), "responses": responses}
     _archive(folder, f"pull_{sha256[:16]}.json", json.dumps(pull_record, indent=2).encode())
 
+    period_start = _month_start(month)
+    summary = {
+        "area": area_code,
+        "month": month,
+        "responses": {f.category: len(f.responses) for f in fetched},
+        "requests": client.requests_made - started,
+        "archive": str(folder),
+        "sha256": sha256,
+    }
+    # the same answers as the current submission (most re-pulls of the months before M): not parsed again
+    with conn.transaction():
+        current = _current_submission(conn, area_code, period_start)
+    if current and current[1] == sha256:
+        return summary | _unchanged(current[0])
+
+    for f in fetched:
+        _parse(f, area_code, month, folder)
     rows = [row for f in fetched for row in f.rows]
     unknown = {
         f.category: dict(sorted((t, n) for t, n in f.outcomes.items() if t not in KNOWN_OUTCOMES)) for f in fetched
@@ -588,29 +641,16 @@ def pull(
     for category, texts in unknown.items():
         log.warning("%s %s %s: outcome texts not in the contract, kept: %s", area_code, month, category, texts)
 
-    result = {
-        "area": area_code,
-        "month": month,
+    result = summary | {
         "crimes": {f.category: len(f.rows) for f in fetched},
         "split_line_repeats_dropped": {f.category: f.dropped for f in fetched},
-        "responses": {f.category: len(f.responses) for f in fetched},
-        "requests": client.requests_made - started,
         "unknown_outcomes": unknown,
-        "archive": str(folder),
-        "sha256": sha256,
     }
-    period_start = _month_start(month)
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{FEED}|{area_code}|{period_start}",))
-        current = conn.execute(
-            """select submission_id, file_sha256 from raw.submissions
-               where feed = %s and source_code = %s and period_start = %s and status = 'loaded'
-               order by submission_id desc limit 1""",
-            (FEED, area_code, period_start),
-        ).fetchone()
+        current = _current_submission(conn, area_code, period_start)  # again, under the lock
         if current and current[1] == sha256:
-            message = f"same answers as submission {current[0]}: nothing changed"
-            return result | {"status": "duplicate", "submission_id": current[0], "rows": 0, "message": message}
+            return summary | _unchanged(current[0])
         submission_id = conn.execute(
             """insert into raw.submissions (feed, source_code, period_start, file_name, file_sha256,
                    file_bytes, received_at, status, dag_run_id)
