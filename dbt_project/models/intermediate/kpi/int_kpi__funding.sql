@@ -54,45 +54,82 @@ ledger_month_status as (
     )
 ),
 
--- every ledger line counted in its own month, and year to date in each month
--- of the same financial year from its own on
-period_lines as (
+-- each area's ledger month summed whole and by stream, service line and contract
+-- (lines without a contract are in the totals, not in the contract breakdown);
+-- year to date then adds up these sums, not the lines again
+month_groups as (
+    select
+        area_code,
+        month,
+        case
+            when grouping(funding_stream) = 0 then 'funding_stream'
+            when grouping(service_line) = 0 then 'service_line'
+            when grouping(contract_id) = 0 then 'contract_id'
+        end as dimension,
+        coalesce(funding_stream, service_line, contract_id) as dimension_value,
+        submission_id,
+        sum(budget_gbp) as budget_gbp,
+        sum(actual_gbp) as actual_gbp
+    from ledger_lines
+    group by grouping sets (
+        (area_code, month, submission_id),
+        (area_code, month, submission_id, funding_stream),
+        (area_code, month, submission_id, service_line),
+        (area_code, month, submission_id, contract_id)
+    )
+    having not (grouping(contract_id) = 0 and contract_id is null)
+),
+
+-- each group in its own month, and year to date in each month of the same
+-- financial year from its own on
+period_groups as (
     select
         ledger_month_status.area_code,
         ledger_month_status.month,
         'month' as period,
-        ledger_lines.funding_stream,
-        ledger_lines.service_line,
-        ledger_lines.contract_id,
-        ledger_lines.budget_gbp,
-        ledger_lines.actual_gbp,
-        ledger_lines.submission_id
+        month_groups.dimension,
+        month_groups.dimension_value,
+        month_groups.budget_gbp,
+        month_groups.actual_gbp,
+        month_groups.submission_id
     from ledger_month_status
-    inner join ledger_lines
-        on ledger_lines.area_code = ledger_month_status.area_code
-        and ledger_lines.month = ledger_month_status.month
+    inner join month_groups
+        on month_groups.area_code = ledger_month_status.area_code
+        and month_groups.month = ledger_month_status.month
     union all
     select
         ledger_month_status.area_code,
         ledger_month_status.month,
         'fytd',
-        ledger_lines.funding_stream,
-        ledger_lines.service_line,
-        ledger_lines.contract_id,
-        ledger_lines.budget_gbp,
-        ledger_lines.actual_gbp,
-        ledger_lines.submission_id
+        month_groups.dimension,
+        month_groups.dimension_value,
+        month_groups.budget_gbp,
+        month_groups.actual_gbp,
+        month_groups.submission_id
     from ledger_month_status
-    -- the area's ledger months of the same financial year up to M, then their lines
-    -- (joining lines on the area alone first made a million-row hash at 36 months)
+    -- the area's ledger months of the same financial year up to M, then their sums
     inner join ledger_month_status as line_months
         on line_months.area_code = ledger_month_status.area_code
         and line_months.financial_year = ledger_month_status.financial_year
         and line_months.month <= ledger_month_status.month
-    inner join ledger_lines
-        on ledger_lines.area_code = line_months.area_code
-        and ledger_lines.month = line_months.month
+    inner join month_groups
+        on month_groups.area_code = line_months.area_code
+        and month_groups.month = line_months.month
     where ledger_month_status.is_year_to_date_complete
+),
+
+period_totals as (
+    select
+        area_code,
+        month,
+        period,
+        dimension,
+        dimension_value,
+        sum(budget_gbp) as budget_gbp,
+        sum(actual_gbp) as actual_gbp,
+        array_agg(distinct submission_id::text) as source_submissions
+    from period_groups
+    group by area_code, month, period, dimension, dimension_value
 ),
 
 f1_totals as (
@@ -100,24 +137,16 @@ f1_totals as (
         area_code,
         month,
         period,
-        case
-            when grouping(funding_stream) = 0 then 'funding_stream=' || funding_stream || ';period=' || period
-            when grouping(service_line) = 0 then 'period=' || period || ';service_line=' || service_line
-            when grouping(contract_id) = 0 then 'contract_id=' || contract_id || ';period=' || period
+        case dimension
+            when 'funding_stream' then 'funding_stream=' || dimension_value || ';period=' || period
+            when 'service_line' then 'period=' || period || ';service_line=' || dimension_value
+            when 'contract_id' then 'contract_id=' || dimension_value || ';period=' || period
             else 'period=' || period
         end as breakdown,
-        sum(budget_gbp) as budget_gbp,
-        sum(actual_gbp) as actual_gbp,
-        array_agg(distinct submission_id::text) as source_submissions
-    from period_lines
-    group by grouping sets (
-        (area_code, month, period),
-        (area_code, month, period, funding_stream),
-        (area_code, month, period, service_line),
-        (area_code, month, period, contract_id)
-    )
-    -- lines without a contract are in the totals, not in the contract breakdown
-    having not (grouping(contract_id) = 0 and contract_id is null)
+        budget_gbp,
+        actual_gbp,
+        source_submissions
+    from period_totals
 ),
 
 f1 as (
@@ -168,15 +197,15 @@ f2 as (
 -- T4 numerators at M (before disclosure control)
 treatment_spend as (
     select
-        period_lines.area_code,
-        period_lines.month,
-        sum(period_lines.actual_gbp) as actual_gbp,
-        array_agg(distinct period_lines.submission_id::text) as source_submissions
-    from period_lines
+        period_groups.area_code,
+        period_groups.month,
+        sum(period_groups.actual_gbp) as actual_gbp,
+        array_agg(distinct period_groups.submission_id::text) as source_submissions
+    from period_groups
     inner join service_lines
-        on service_lines.service_line_id = period_lines.service_line
-    where period_lines.period = 'fytd' and service_lines.is_treatment
-    group by period_lines.area_code, period_lines.month
+        on service_lines.service_line_id = period_groups.dimension_value
+    where period_groups.period = 'fytd' and period_groups.dimension = 'service_line' and service_lines.is_treatment
+    group by period_groups.area_code, period_groups.month
 ),
 
 treatment_counts as (
