@@ -64,15 +64,14 @@ def dbt_build(url: str, target: Path) -> tuple[float, dict[str, float]]:
     """One `dbt build` against `url` after dropping the next schemas; (wall seconds, seconds per node)."""
     import psycopg
 
-    from misuse_warehouse import publish, settings, warehouse
+    from misuse_warehouse import orchestration, publish, settings, warehouse
 
     with psycopg.connect(url, autocommit=True) as conn:
         for publication in publish.PUBLICATIONS:
             conn.execute(f"drop schema if exists {publication.next} cascade")
     env = os.environ | warehouse.dbt_env(url)
     project = str(settings.DBT_PROJECT_DIR)
-    dbt = str(Path(sys.executable).parent / "dbt")
-    command = [dbt, "build", "--project-dir", project, "--profiles-dir", project, "--target-path", str(target)]
+    command = [orchestration.DBT_EXECUTABLE, "build", "--project-dir", project, "--profiles-dir", project, "--target-path", str(target)]
     command += ["--log-path", str(target / "logs"), "--quiet"]
     started = time.perf_counter()
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
