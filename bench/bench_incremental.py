@@ -71,7 +71,8 @@ def dbt_build(url: str, target: Path) -> tuple[float, dict[str, float]]:
             conn.execute(f"drop schema if exists {publication.next} cascade")
     env = os.environ | warehouse.dbt_env(url)
     project = str(settings.DBT_PROJECT_DIR)
-    command = [orchestration.DBT_EXECUTABLE, "build", "--project-dir", project, "--profiles-dir", project, "--target-path", str(target)]
+    command = [orchestration.DBT_EXECUTABLE, "build", "--project-dir", project, "--profiles-dir", project]
+    command += ["--target-path", str(target)]
     command += ["--log-path", str(target / "logs"), "--quiet"]
     started = time.perf_counter()
     subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
