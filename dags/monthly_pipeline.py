@@ -1,5 +1,5 @@
-"""Monthly pipeline: land → file checks → raw gate (per feed) → load → dbt (one task per model) → mart gate → publish
-→ deadline check (late-feed alerts) and run report.
+"""Monthly pipeline: land → file checks → raw gate (per feed) → load → reference data (when changed) → dbt (one
+task per model) → mart gate → publish → deadline check (late-feed alerts) and run report.
 
 The reporting month is the run's data interval (a calendar month, Europe/London), never the
 wall clock. The `landing` param points the run at any folder in the landing layout.
@@ -62,6 +62,15 @@ def monthly_pipeline() -> None:
             raise AirflowSkipException(f"data.police.uk has not published {', '.join(summary['not_available'])} yet")
         return summary
 
+    @task
+    def load_reference_data() -> dict:
+        from misuse_warehouse import reference_data
+
+        loaded = reference_data.load(get_current_context()["run_id"])
+        if not loaded["loaded"]:  # skipped, not failed: the build after it still runs
+            raise AirflowSkipException(f"reference seeds unchanged since their last load ({loaded['fingerprint'][:8]})")
+        return loaded
+
     transform = DbtTaskGroup(
         group_id="transform",
         project_config=ProjectConfig(
@@ -80,16 +89,14 @@ def monthly_pipeline() -> None:
             invocation_mode=InvocationMode.SUBPROCESS,
             dbt_executable_path=orchestration.DBT_EXECUTABLE,
         ),
-        # exposures (scorecard, performance pack) are lineage for dbt docs, not tasks, nor is the
-        # on-run-start hook (dbt runs it in the build whatever the selection); one task per model
-        # or seed, failed when it or any of its tests failed
+        # one task per model, failed when it or any of its tests failed
         render_config=RenderConfig(
             load_method=LoadMode.DBT_MANIFEST,
             emit_datasets=False,
-            exclude=["resource_type:exposure", "resource_type:operation"],
+            select=orchestration.BUILD_SELECT,
             node_converters=dbt_tasks.NODE_CONVERTERS,
         ),
-        # a police month not published yet skips its task; the build still runs
+        # a police month not published yet skips its task, unchanged seeds theirs; the build still runs
         default_args={"retries": 0, "trigger_rule": "none_failed"},
     )
 
@@ -123,8 +130,10 @@ def monthly_pipeline() -> None:
     outcomes = ingest.expand(paths=files)
     police = pull_police(month)
     prepared >> police
+    seeds = load_reference_data()
+    prepared >> seeds
     published = publish(month)
-    [outcomes, police] >> transform >> mart_gate() >> published >> [report(outcomes), check_deadlines(month)]
+    [outcomes, police, seeds] >> transform >> mart_gate() >> published >> [report(outcomes), check_deadlines(month)]
 
 
 monthly_pipeline()

@@ -36,12 +36,16 @@ def test_monthly_pipeline_shape(dagbag) -> None:  # noqa: ANN001
     assert "transform.dbt_producer_watcher" in ids
     # dbt's debug file log would land in Cosmos' temporary project copy: never written
     assert dag.get_task("transform.dbt_producer_watcher").env["DBT_LOG_LEVEL_FILE"] == "none"
-    # one task per dbt model and seed, named after it: its build and its tests (misuse_warehouse.dbt_tasks)
-    nodes = _manifest_nodes("model", "seed")
+    # one task per dbt model, named after it: its build and its tests (misuse_warehouse.dbt_tasks)
+    nodes = _manifest_nodes("model")
     assert "kpi_monthly" in nodes
     watchers = {i for i in ids if i.startswith("transform.") and not i.startswith("transform.dbt_producer_watcher")}
     assert watchers == {f"transform.{name}" for name in nodes}
     assert dag.get_task("transform.kpi_monthly").has_tests
+    # seeds are no tasks of the build: loaded (and tested) before it when they changed
+    producer = dag.get_task("transform.dbt_producer_watcher")
+    assert producer.select == "resource_type:model"
+    assert "load_reference_data" in producer.upstream_task_ids
     # model tasks report after a failed build too; the gate waits on the build itself
     assert "transform.dbt_producer_watcher_done" in dag.get_task("mart_gate").upstream_task_ids
     publish = dag.get_task("publish")

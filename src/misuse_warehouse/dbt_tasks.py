@@ -1,4 +1,4 @@
-"""One Airflow task per dbt model or seed: the node built and every test on it passed.
+"""One Airflow task per dbt model: the model built and every test on it passed.
 
 Cosmos' AFTER_EACH rendering gives each node two tasks (`<node>.run` and `<node>.test`). In
 watcher mode both only read what the one `dbt build` reported, and each Airflow task costs
@@ -19,7 +19,7 @@ from cosmos.constants import DbtResourceType, TestBehavior
 from cosmos.core.airflow import get_airflow_task
 from cosmos.operators._watcher.aggregation import get_tests_status_xcom_key
 from cosmos.operators._watcher.state import ProducerTaskState, get_xcom_val, is_producer_task_terminated
-from cosmos.operators.watcher import DbtRunWatcherOperator, DbtSeedWatcherOperator
+from cosmos.operators.watcher import DbtRunWatcherOperator
 
 _AFTER_EACH = RenderConfig(test_behavior=TestBehavior.AFTER_EACH)
 
@@ -83,13 +83,8 @@ class DbtModelWatcherOperator(_NodeAndTests, DbtRunWatcherOperator):
     """A dbt model's task in the watcher group: built and tested."""
 
 
-class DbtSeedWatcherWithTestsOperator(_NodeAndTests, DbtSeedWatcherOperator):
-    """A dbt seed's task in the watcher group: loaded and tested."""
-
-
 _OPERATORS = {
     DbtResourceType.MODEL: DbtModelWatcherOperator,
-    DbtResourceType.SEED: DbtSeedWatcherWithTestsOperator,
 }
 
 

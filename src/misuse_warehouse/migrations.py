@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from misuse_warehouse import deadlines, observe, roles
+from misuse_warehouse import deadlines, observe, reference_data, roles
 from misuse_warehouse.contracts import Contract, all_contracts
 
 BASE_DDL = """
@@ -146,5 +146,6 @@ def migrate(conn: psycopg.Connection) -> None:
         conn.execute(POLICE_DDL)
         conn.execute(observe.DDL)
         conn.execute(deadlines.DDL)
+        conn.execute(reference_data.DDL)
         roles.ensure_roles(conn, groups)
         roles.secure_zones(conn, {c.table: c.plain_attributor for c in contracts if c.plain_attributor}, groups)

@@ -175,7 +175,7 @@ def secure_zones(
         ("grant select, insert, update on all tables in schema raw to {}", (LOADER,)),
         ("grant select on all tables in schema raw to {}", (TRANSFORMER,)),
         ("grant usage on schema ops to {}, {}", (LOADER, TRANSFORMER)),
-        ("grant select, insert on ops.publications to {}", (TRANSFORMER,)),
+        ("grant select, insert on ops.publications, ops.reference_data_loads to {}", (TRANSFORMER,)),
         ("grant select, insert on ops.retention_purges, ops.key_rotations to {}", (LOADER,)),
         # a key rotation makes the month-keyed incremental models rebuild every month
         ("grant select on ops.key_rotations to {}", (TRANSFORMER,)),
