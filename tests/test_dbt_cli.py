@@ -1,7 +1,8 @@
 """misuse_warehouse.dbt_cli: one session per dbt thread, as the profile's role, whatever ran before.
 
 Real dbt on the embedded Postgres, a scratch project of three chained table models with a test
-between them, on one thread: every model records the server process and role that built it.
+between them, on one thread: every model records the server process and role that built it, and
+whether a temporary table of an earlier node is still there.
 """
 
 from __future__ import annotations
@@ -22,9 +23,14 @@ models:
   scratch_sessions:
     +materialized: table
 """
-MODEL = "select pg_backend_pid() as backend_pid, current_user::text as built_as{source}\n"
+MODEL = (
+    "select pg_backend_pid() as backend_pid, current_user::text as built_as,"
+    " to_regclass('pg_temp.scratch_session_temp') is not null as sees_temp_table{source}\n"
+)
 MODELS = {
-    "scratch_session_a": MODEL.format(source=""),
+    # a temporary table, as an incremental model's staging table, gone before the next node
+    "scratch_session_a": "{{ config(pre_hook='create temporary table scratch_session_temp (x int)') }}\n"
+    + MODEL.format(source=""),
     "scratch_session_b": MODEL.format(source=" from {{ ref('scratch_session_a') }} limit 1"),
     "scratch_session_c": MODEL.format(source=" from {{ ref('scratch_session_b') }} limit 1"),
 }
@@ -60,7 +66,10 @@ def test_build_keeps_one_session_per_thread_as_the_role(
 
     role = env["WAREHOUSE_ROLE"]
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
-        built = {name: conn.execute(f"select backend_pid, built_as from staging.{name}").fetchone() for name in MODELS}
+        built = {
+            name: conn.execute(f"select backend_pid, built_as, sees_temp_table from staging.{name}").fetchone()
+            for name in MODELS
+        }
         owners = dict(
             conn.execute(
                 "select tablename, tableowner from pg_tables where schemaname = 'staging' and tablename = any(%s)",
@@ -69,6 +78,11 @@ def test_build_keeps_one_session_per_thread_as_the_role(
         )
         for name in MODELS:
             conn.execute(f"drop table staging.{name}")
-    assert len({pid for pid, _ in built.values()}) == 1, built
-    assert {user for _, user in built.values()} == {role}
+    assert len({pid for pid, _, _ in built.values()}) == 1, built
+    assert {user for _, user, _ in built.values()} == {role}
+    assert {name: temp for name, (_, _, temp) in built.items()} == {
+        "scratch_session_a": True,
+        "scratch_session_b": False,
+        "scratch_session_c": False,
+    }
     assert owners == dict.fromkeys(MODELS, role)

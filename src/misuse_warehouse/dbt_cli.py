@@ -4,8 +4,9 @@ dbt closes its connection after every node and opens a new one for the next: a m
 opened 157 connections, each a TCP handshake, a SCRAM exchange and `set role` (6-7 ms against
 2.4-2.8 ms on a reused session), and each new server process reads the catalog afresh. Kept open,
 a build of the demo's warehouse took 0.7-2.6 s less (four alternating pairs). A released
-connection is left as dbt would find a new one: no transaction open, the profile's role set
-(a rollback would undo the `set role` dbt ran when it connected). dbt still closes every
+connection is left as dbt would find a new one: no transaction open, no temporary tables (an
+incremental model's staging table would otherwise stay until the build ends), the profile's role
+set (a rollback would undo the `set role` dbt ran when it connected). dbt still closes every
 connection at the end of the invocation (`cleanup_all`).
 """
 
@@ -30,10 +31,12 @@ def _keep_open_on_release(manager: SQLConnectionManager) -> None:
         handle = connection.handle
         if handle.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE:
             handle.rollback()
+        cursor = handle.cursor()
+        cursor.execute("discard temp")
         role = getattr(connection.credentials, "role", None)
         if role:
-            handle.cursor().execute(f"set role {role}")
-            handle.commit()
+            cursor.execute(f"set role {role}")
+        handle.commit()
     except Exception:
         # a broken session is closed as dbt would, and the next node opens a new one
         return _close_on_release(manager)
