@@ -8,19 +8,17 @@ read derived columns that give every row the file's value of the bounding measur
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from feeds import write_feed_file
+from simulated_defects import assert_refused, defects_of, failing_files, feed_files, variants_of, with_defect
 
 from misuse_warehouse import gate, migrations
 from misuse_warehouse.contracts import contract_for
 from misuse_warehouse.file_checks import read_file
-from misuse_warehouse.refusal import Refusal
-from misuse_warehouse.simulate import ACCEPTED_VARIANTS, DEFECTS, apply_defects, write_feeds
-from misuse_warehouse.simulate.defects import KINDS
+from misuse_warehouse.simulate import write_feeds
 
 FEEDS = ("cj-return", "prison-releases")
 SUITES = {"cj-return": "raw_cj_return", "prison-releases": "raw_prison_releases"}
@@ -280,19 +278,10 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _cj_files(root: Path) -> list[Path]:
-    return sorted(p for feed in FEEDS for p in (root / feed).glob("*/*.csv"))
-
-
 def test_every_simulated_cj_file_passes_its_suite(simulated: Path) -> None:
-    files = _cj_files(simulated)
+    files = feed_files(simulated, FEEDS)
     assert len(files) == len(FEEDS) * len(SIM_AREAS) * len(SIM_MONTHS)
-    failures = {}
-    for path in files:
-        result = gate.check_file(read_file(path))
-        if not result.success:
-            failures[str(path.relative_to(simulated))] = result.failures
-    assert not failures
+    assert not failing_files(simulated, files)
 
 
 # Every simulator defect on a criminal-justice feed, by where it must be refused: before the suite (file
@@ -303,37 +292,20 @@ VALUE_RULE_DEFECTS = {
     "release_outside_month": "release_date_not_before_month",
     "referred_without_need": "referred_to_community_needs_treatment_need",
 }
-CJ_DEFECTS = sorted(name for name in DEFECTS if KINDS[name].feed in FEEDS)
-CJ_VARIANTS = sorted(name for name in ACCEPTED_VARIANTS if KINDS[name].feed in FEEDS)
+CJ_DEFECTS = defects_of(FEEDS)
+CJ_VARIANTS = variants_of(FEEDS)
 
 
 def test_every_cj_defect_is_classified() -> None:
     assert set(CJ_DEFECTS) == set(FILE_LEVEL_DEFECTS) | set(VALUE_RULE_DEFECTS)
 
 
-def _with(name: str, simulated: Path, tmp_path: Path) -> Path:
-    """A copy of the simulated landing with one defect or variant applied; returns its file."""
-    root = tmp_path / "landing"
-    shutil.copytree(simulated, root)
-    paths = [root / p.relative_to(simulated) for p in sorted(simulated.glob("*/*/*.csv"))]
-    paths.sort(key=lambda p: (p.parent.name, p.parent.parent.name, p.name))
-    _, targets = apply_defects(paths, [name])
-    return targets[name]
-
-
 @pytest.mark.parametrize("name", CJ_DEFECTS)
 def test_simulated_defect_is_refused(name: str, simulated: Path, tmp_path: Path) -> None:
-    path = _with(name, simulated, tmp_path)
-    if name in FILE_LEVEL_DEFECTS:
-        with pytest.raises(Refusal) as refused:
-            read_file(path)
-        assert refused.value.code == FILE_LEVEL_DEFECTS[name]
-    else:
-        result = gate.check_file(read_file(path))
-        assert {f["rule"] for f in result.failures} == {VALUE_RULE_DEFECTS[name]}, result.failures
+    assert_refused(with_defect(name, simulated, tmp_path), name, FILE_LEVEL_DEFECTS, VALUE_RULE_DEFECTS)
 
 
 @pytest.mark.parametrize("name", CJ_VARIANTS)
 def test_simulated_accepted_variant_passes(name: str, simulated: Path, tmp_path: Path) -> None:
-    result = gate.check_file(read_file(_with(name, simulated, tmp_path)))
+    result = gate.check_file(read_file(with_defect(name, simulated, tmp_path)))
     assert result.success, result.failures

@@ -7,18 +7,16 @@ contract no register holds passes here.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from feeds import write_feed_file
+from simulated_defects import assert_refused, defects_of, failing_files, feed_files, variants_of, with_defect
 
 from misuse_warehouse import gate
 from misuse_warehouse.file_checks import read_file
-from misuse_warehouse.refusal import Refusal
-from misuse_warehouse.simulate import ACCEPTED_VARIANTS, DEFECTS, apply_defects, write_feeds
-from misuse_warehouse.simulate.defects import KINDS
+from misuse_warehouse.simulate import write_feeds
 
 FEEDS = ("funding", "contracts", "grants")
 SUITES = {"funding": "raw_funding", "contracts": "raw_contracts", "grants": "raw_grants"}
@@ -269,19 +267,10 @@ def simulated(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def _funding_files(root: Path) -> list[Path]:
-    return sorted(p for feed in FEEDS for p in (root / feed).glob("*/*.csv"))
-
-
 def test_every_simulated_funding_file_passes_its_suite(simulated: Path) -> None:
-    files = _funding_files(simulated)
+    files = feed_files(simulated, FEEDS)
     assert {p.parent.parent.name for p in files} == set(FEEDS)
-    failures = {}
-    for path in files:
-        result = gate.check_file(read_file(path))
-        if not result.success:
-            failures[str(path.relative_to(simulated))] = result.failures
-    assert not failures
+    assert not failing_files(simulated, files)
 
 
 def test_simulated_grant_files_land_in_april_of_their_year(simulated: Path) -> None:
@@ -293,37 +282,20 @@ def test_simulated_grant_files_land_in_april_of_their_year(simulated: Path) -> N
 # with their refusal code) or by the suite (with the rule). A new defect must be classified here.
 FILE_LEVEL_DEFECTS = {"windows_1252": "not_utf8", "money_with_pound_sign": "money_currency_sign"}
 VALUE_RULE_DEFECTS: dict[str, str] = {}
-FUNDING_DEFECTS = sorted(name for name in DEFECTS if KINDS[name].feed in FEEDS)
-FUNDING_VARIANTS = sorted(name for name in ACCEPTED_VARIANTS if KINDS[name].feed in FEEDS)
+FUNDING_DEFECTS = defects_of(FEEDS)
+FUNDING_VARIANTS = variants_of(FEEDS)
 
 
 def test_every_funding_defect_is_classified() -> None:
     assert set(FUNDING_DEFECTS) == set(FILE_LEVEL_DEFECTS) | set(VALUE_RULE_DEFECTS)
 
 
-def _with(name: str, simulated: Path, tmp_path: Path) -> Path:
-    """A copy of the simulated landing with one defect or variant applied; returns its file."""
-    root = tmp_path / "landing"
-    shutil.copytree(simulated, root)
-    paths = [root / p.relative_to(simulated) for p in sorted(simulated.glob("*/*/*.csv"))]
-    paths.sort(key=lambda p: (p.parent.name, p.parent.parent.name, p.name))
-    _, targets = apply_defects(paths, [name])
-    return targets[name]
-
-
 @pytest.mark.parametrize("name", FUNDING_DEFECTS)
 def test_simulated_defect_is_refused(name: str, simulated: Path, tmp_path: Path) -> None:
-    path = _with(name, simulated, tmp_path)
-    if name in FILE_LEVEL_DEFECTS:
-        with pytest.raises(Refusal) as refused:
-            read_file(path)
-        assert refused.value.code == FILE_LEVEL_DEFECTS[name]
-    else:
-        result = gate.check_file(read_file(path))
-        assert VALUE_RULE_DEFECTS[name] in [f["rule"] for f in result.failures], result.failures
+    assert_refused(with_defect(name, simulated, tmp_path), name, FILE_LEVEL_DEFECTS, VALUE_RULE_DEFECTS)
 
 
 @pytest.mark.parametrize("name", FUNDING_VARIANTS)
 def test_simulated_accepted_variant_passes(name: str, simulated: Path, tmp_path: Path) -> None:
-    result = gate.check_file(read_file(_with(name, simulated, tmp_path)))
+    result = gate.check_file(read_file(with_defect(name, simulated, tmp_path)))
     assert result.success, result.failures
