@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,19 +64,16 @@ def dbt_build(url: str, target: Path) -> tuple[float, dict[str, float]]:
     """One `dbt build` against `url` after dropping the next schemas; (wall seconds, seconds per node)."""
     import psycopg
 
-    from misuse_warehouse import orchestration, publish, settings, warehouse
+    from misuse_warehouse import orchestration, publish
 
     with psycopg.connect(url, autocommit=True) as conn:
         for publication in publish.PUBLICATIONS:
             conn.execute(f"drop schema if exists {publication.next} cascade")
-    env = os.environ | warehouse.dbt_env(url)
-    project = str(settings.DBT_PROJECT_DIR)
-    command = [orchestration.DBT_EXECUTABLE, "build", "--project-dir", project, "--profiles-dir", project]
-    command += ["--target-path", str(target), "--select", *orchestration.BUILD_SELECT]
-    command += ["--log-path", str(target / "logs"), "--quiet"]
     started = time.perf_counter()
-    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    done = orchestration.run_dbt(["build", "--select", *orchestration.BUILD_SELECT], target, url=url)
     seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise RuntimeError(f"dbt build failed (exit {done.returncode}):\n{(done.stdout + done.stderr)[-4000:]}")
     results = json.loads((target / "run_results.json").read_text())
     nodes = {r["unique_id"]: float(r["execution_time"]) for r in results["results"]}
     return seconds, nodes

@@ -9,14 +9,13 @@ built before them gains them.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import psycopg
 
-from misuse_warehouse import orchestration, settings, warehouse
+from misuse_warehouse import orchestration, settings
 
 CONTRACT = """version: 2
 models:
@@ -48,10 +47,7 @@ def constraints(conn: psycopg.Connection, table: str) -> set[str]:
 
 
 def _dbt_run(project: Path, tmp_path: Path, warehouse_url: str) -> subprocess.CompletedProcess:
-    command = [orchestration.DBT_EXECUTABLE, "run", "--project-dir", str(project), "--profiles-dir", str(project)]
-    command += ["--target-path", str(tmp_path / "target"), "--log-path", str(tmp_path), "--quiet"]
-    command += ["--select", *MODELS]
-    return subprocess.run(command, env=os.environ | warehouse.dbt_env(warehouse_url), capture_output=True, text=True)
+    return orchestration.run_dbt(["run", "--select", *MODELS], tmp_path / "target", project, warehouse_url)
 
 
 def test_enforced_contract_constraints_by_materialization(

@@ -7,9 +7,7 @@ whether a temporary table of an earlier node is still there.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import psycopg
@@ -58,13 +56,10 @@ def test_build_keeps_one_session_per_thread_as_the_role(
     for name, sql in MODELS.items():
         (project / "models" / f"{name}.sql").write_text(sql)
     (project / "models" / "scratch_sessions.yml").write_text(TESTS)
-    env = os.environ | warehouse.dbt_env(warehouse_url)
-    command = [orchestration.DBT_EXECUTABLE, "build", "--threads", "1", "--quiet"]
-    command += ["--project-dir", str(project), "--profiles-dir", str(project)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=tmp_path)
+    done = orchestration.run_dbt(["build", "--threads", "1"], tmp_path / "target", project, warehouse_url)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
-    role = env["WAREHOUSE_ROLE"]
+    role = warehouse.dbt_env(warehouse_url)["WAREHOUSE_ROLE"]
     with psycopg.connect(warehouse_url, autocommit=True) as conn:
         built = {
             name: conn.execute(f"select backend_pid, built_as, sees_temp_table from staging.{name}").fetchone()

@@ -8,15 +8,13 @@ left (they are final).
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from misuse_warehouse import orchestration, settings, warehouse
+from misuse_warehouse import orchestration
 from misuse_warehouse import pipeline as monthly_pipeline
 from misuse_warehouse.simulate import write_feeds
 
@@ -28,11 +26,8 @@ STATE = ("built_through_submission_id", "build_fingerprint")
 
 def dbt_build(url: str, target: Path, select: str = "+int_kpi__treatment") -> None:
     """The models up to the KPI rows (seeds and models, no tests), as the transformer."""
-    project = str(settings.DBT_PROJECT_DIR)
-    command = [orchestration.DBT_EXECUTABLE, "build", "--project-dir", project, "--profiles-dir", project]
-    command += ["--target-path", str(target), "--log-path", str(target), "--quiet"]
-    command += ["--select", select, "--resource-type", "seed", "--resource-type", "model"]
-    done = subprocess.run(command, env=os.environ | warehouse.dbt_env(url), capture_output=True, text=True)
+    command = ["build", "--select", select, "--resource-type", "seed", "--resource-type", "model"]
+    done = orchestration.run_dbt(command, target, url=url)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -28,6 +29,21 @@ BUILD_SELECT = ["resource_type:model"]
 # dbt's debug file log goes to Cosmos' temporary copy of the project, deleted after the task: never read,
 # and writing it cost 0.57 s a build (five alternating builds each way: 9.43 s -> 8.86 s)
 DBT_ENV = {"DBT_LOG_LEVEL_FILE": "none"}
+
+
+def run_dbt(
+    command: list[str], target: Path, project: Path = settings.DBT_PROJECT_DIR, url: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """dbt as the DAG runs it (its command line, the warehouse's connection variables, no debug file log), quiet.
+
+    Artifacts and logs go under `target`; the output is captured for the caller's error message.
+    """
+    target.mkdir(parents=True, exist_ok=True)
+    args = [DBT_EXECUTABLE, *command, "--quiet", "--project-dir", str(project), "--profiles-dir", str(project)]
+    args += ["--target-path", str(target), "--log-path", str(target)]
+    env = os.environ | warehouse.dbt_env(url) | DBT_ENV
+    return subprocess.run(args, env=env, capture_output=True, text=True, cwd=target, check=False)
+
 
 DEFAULT_ARGS = {
     "owner": OWNER,

@@ -11,15 +11,13 @@ it. Tests relating a model to a seed stay in the monthly build (orchestration.BU
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from misuse_warehouse import roles, settings, warehouse
+from misuse_warehouse import orchestration, roles, settings, warehouse
 
 SCHEMA = "reference"
 
@@ -51,12 +49,13 @@ def fingerprint(project: Path = settings.DBT_PROJECT_DIR) -> str:
     return digest.hexdigest()
 
 
-def is_current(conn: psycopg.Connection, project: Path = settings.DBT_PROJECT_DIR) -> bool:
-    """The last recorded load is of these files, and every seed table is still there."""
+def is_current(conn: psycopg.Connection, project: Path = settings.DBT_PROJECT_DIR, current: str | None = None) -> bool:
+    """The last recorded load is of these files (`current`: their fingerprint, when the caller has it), and every
+    seed table is still there."""
     last = conn.execute(
         "select fingerprint from ops.reference_data_loads order by reference_data_load_id desc limit 1"
     ).fetchone()
-    if last is None or last[0] != fingerprint(project):
+    if last is None or last[0] != (current or fingerprint(project)):
         return False
     names = [f"{SCHEMA}.{name}" for name in seed_names(project)]
     query = "select count(*) from unnest(%s::text[]) as n where to_regclass(n) is null"
@@ -65,20 +64,14 @@ def is_current(conn: psycopg.Connection, project: Path = settings.DBT_PROJECT_DI
 
 def load(run_id: str | None = None, project: Path = settings.DBT_PROJECT_DIR) -> dict[str, Any]:
     """Seeds loaded and tested unless already current; what was done, for the task's log and XCom."""
-    from misuse_warehouse import orchestration
-
-    with warehouse.connect(role=roles.TRANSFORMER) as conn:
-        if is_current(conn, project):
-            return {"loaded": False, "fingerprint": fingerprint(project)}
     current = fingerprint(project)
+    with warehouse.connect(role=roles.TRANSFORMER) as conn:
+        if is_current(conn, project, current):
+            return {"loaded": False, "fingerprint": current}
     with tempfile.TemporaryDirectory(prefix="misuse-warehouse-seeds-") as target:
         # tests whose every parent is a seed; those that also read a model run in the monthly build
-        command = [orchestration.DBT_EXECUTABLE, "build", "--select", "resource_type:seed"]
-        command += ["--indirect-selection", "cautious", "--quiet"]
-        command += ["--project-dir", str(project), "--profiles-dir", str(project)]
-        command += ["--target-path", target, "--log-path", target]
-        env = os.environ | warehouse.dbt_env() | orchestration.DBT_ENV
-        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=target)
+        command = ["build", "--select", "resource_type:seed", "--indirect-selection", "cautious"]
+        done = orchestration.run_dbt(command, Path(target), project)
     if done.returncode != 0:
         raise ReferenceDataError(
             f"loading the reference seeds failed (dbt exit {done.returncode}); nothing was recorded:\n"
