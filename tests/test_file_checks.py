@@ -179,3 +179,81 @@ def test_columns_typed_from_distinct_values_match_cell_by_cell(tmp_path: Path) -
     stripped = read_file(tmp_path / "treatment/2025-03/treatment_P0002_2025-03.csv").rows[0]
     names = contract_for("treatment").column_names
     assert [stripped[names.index(c)] for c in ("episode_id", "client_initials")] == ["E9", "CD"]
+
+
+def _read_both(path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[object, object, list[object]]:
+    """read_file's outcome (the parsed values, or the refusal) through Arrow's reader and through the exact path."""
+
+    def outcome() -> object:
+        try:
+            parsed = read_file(path)
+        except Refusal as refusal:
+            return ("refused", refusal.code, refusal.message, refusal.details)
+        return (parsed.columns, parsed.line_numbers, parsed.notes, parsed.warnings)
+
+    with monkeypatch.context() as patch:
+        arrow_calls: list[object] = []  # what Arrow's reader returned: None when it stood aside
+        original = file_checks._read_unquoted
+        patch.setattr(file_checks, "_read_unquoted", lambda *a: arrow_calls.append(original(*a)) or arrow_calls[-1])
+        through_arrow = outcome()
+    with monkeypatch.context() as patch:
+        patch.setattr(file_checks, "_read_unquoted", lambda *a: None)
+        exact = outcome()
+    return through_arrow, exact, arrow_calls
+
+
+def _line(**fields: str) -> str:
+    row = treatment_row(**fields)
+    return ",".join(str(row.get(c, "")) for c in contract_for("treatment").column_names)
+
+
+LINE, LINE_2 = _line(), _line(episode_id="E2")
+ESCAPED = _line(episode_id="E\\1\tx")
+COMMAS = "," * HEADER.count(",")
+ODD_FILES = {
+    "plain": f"{HEADER}\n{LINE}\n",
+    "crlf": f"{HEADER}\r\n{LINE}\r\n{LINE_2}\r\n",
+    "lone_cr": f"{HEADER}\r{LINE}\r{LINE_2}",
+    "bom_no_final_newline": f"\ufeff{HEADER}\n{LINE}",
+    "tab_and_backslash_in_text": f"{HEADER}\n{ESCAPED}\n{LINE_2}\n",
+    "empty_values": f"{HEADER}\n{_line(triage_date='', ethnicity='')}\n",
+    "blank_record_at_end": f"{HEADER}\n{LINE}\n{COMMAS}\n",
+    "blank_record_inside": f"{HEADER}\n{LINE}\n{COMMAS}\n{LINE_2}\n",
+    "spaces_record_at_end": f"{HEADER}\n{LINE}\n{COMMAS.replace(',', ' ,')}\n",
+    "blank_lines_at_end": f"{HEADER}\n{LINE}\n\n\n",
+    "blank_line_inside": f"{HEADER}\n{LINE}\n\n{LINE_2}\n",
+    "short_row": f"{HEADER}\n{LINE}\n{LINE_2.rsplit(',', 1)[0]}\n",
+    "long_row": f"{HEADER}\n{LINE},extra\n",
+    "blank_first_line": f"\n{HEADER}\n{LINE}\n",
+    "header_only": f"{HEADER}\n",
+    "header_spaces_and_case": f"{HEADER.upper().replace(',', ' , ')}\n{LINE}\n",
+    "unknown_column": f"{HEADER},shoe_size\n{LINE},9\n",
+    "padded_code": f"{HEADER}\n{_line(modality=' pharmacological ')}\n",
+    "padded_text": f"{HEADER}\n{_line(episode_id=' E9 ')}\n",
+    "suppressed_number": f"{HEADER}\n{_line(top_start_days_used='*')}\n",
+    "bad_date": f"{HEADER}\n{_line(referral_date='10/01/2025')}\n",
+    "impossible_month": f"{HEADER}\n{_line(submission_month='2025-13')}\n",
+    "non_ascii_text": f"{HEADER}\n{_line(episode_id='É1')}\n",
+    "quoted": f"{HEADER}\n{_line(episode_id=chr(34) + 'E,1' + chr(34))}\n",
+}
+
+
+@pytest.mark.parametrize("content", ODD_FILES.values(), ids=ODD_FILES.keys())
+def test_arrow_reader_reads_as_the_exact_path(landing: Path, content: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Line endings, blank and odd rows, escapes: Arrow's reader gives what the exact path gives, or stands aside."""
+    through_arrow, exact, _ = _read_both(_write(landing, content.encode()), monkeypatch)
+    assert through_arrow == exact
+
+
+ARROW_READS = [
+    "plain", "crlf", "lone_cr", "bom_no_final_newline", "tab_and_backslash_in_text", "empty_values",
+    "blank_record_inside", "header_only", "header_spaces_and_case", "padded_text", "non_ascii_text",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ARROW_READS)
+def test_arrow_reader_takes_files_without_quotes_or_problems(
+    landing: Path, case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, _, arrow_calls = _read_both(_write(landing, ODD_FILES[case].encode()), monkeypatch)
+    assert arrow_calls[0] is not None

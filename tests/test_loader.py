@@ -86,6 +86,19 @@ def test_hostile_values_are_stored_as_text(db: psycopg.Connection, landing: Path
     assert db.execute("select episode_id from raw.treatment_episodes").fetchone() == (hostile,)
 
 
+def test_values_that_are_copy_syntax_are_stored_as_sent(db: psycopg.Connection, landing: Path) -> None:
+    """Backslashes, tabs and (in a quoted field) line breaks are escaped for COPY, on either reading path."""
+    unquoted = ["E\\N", "E1\tx", "E2\\tx"]
+    path = write_treatment_file(landing, "P0001", "2025-03", [treatment_row(episode_id=e) for e in unquoted])
+    _load(db, path)
+    quoted = ["E3\nx", "E4\r\ny", "E5\\"]
+    path = write_treatment_file(landing, "P0002", "2025-03", [treatment_row(episode_id=e) for e in quoted])
+    assert b'"' in path.read_bytes()
+    _load(db, path)
+    stored = db.execute("select episode_id from raw.treatment_episodes order by submission_id, source_row").fetchall()
+    assert [episode for (episode,) in stored] == unquoted + quoted
+
+
 def test_pseudonym_is_hmac_sha256_of_the_attributor(db: psycopg.Connection, landing: Path) -> None:
     """person_key = HMAC-SHA256(secret, "INITIALS|YYYY-MM-DD|sex") (../shared/kpis.md), checked against hmac.new."""
     _load(db, write_treatment_file(landing, "P0001", "2025-03", [treatment_row(client_initials=" ab ")]))

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 import psycopg
 import psycopg.sql
+import pyarrow as pa
 
 from misuse_warehouse import settings
 from misuse_warehouse.file_checks import MAX_EXAMPLES, WITHHELD, ParsedFile
@@ -76,11 +77,9 @@ def files_frame(files: list[ParsedFile]) -> pd.DataFrame:
     """
     contract = files[0].contract
     counts = [parsed.row_count for parsed in files]
+    table = pa.concat_tables([parsed.table for parsed in files])
     frame = pd.DataFrame(
-        {
-            name: list(chain.from_iterable(parsed.columns[i] for parsed in files))
-            for i, name in enumerate(contract.column_names)
-        },
+        {name: table.column(name).to_numpy(zero_copy_only=False) for name in contract.column_names},
         index=list(chain.from_iterable(parsed.line_numbers for parsed in files)),
         dtype=object,
     )

@@ -11,17 +11,25 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import repeat
 from pathlib import Path
 
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
-from misuse_warehouse import faults, pseudonymise, settings, validation_report
+from misuse_warehouse import copy_text, faults, pseudonymise, settings, validation_report
 from misuse_warehouse.file_checks import MAX_EXAMPLES, ParsedFile, parse_file_name
 from misuse_warehouse.refusal import Finding, Refusal
+
+# Rows per COPY write: the server parses one batch while the next batch's pseudonyms are computed
+# (a national month loaded in 3.7-4.1 s in batches of 16,384 rows, 3.5 s of 1,024, 3.2-3.5 s of 512, 3.5 s of 256).
+COPY_BATCH_ROWS = 512
+# Values of these types may hold any character; the others passed a pattern of digits and dashes.
+_FREE_TEXT_TYPES = ("text", "code", "gss")
 
 
 @dataclass(frozen=True)
@@ -89,8 +97,7 @@ def check_restatement(conn: psycopg.Connection, parsed: ParsedFile) -> None:
         sql.SQL("select distinct {} from raw.{} where submission_id = %s").format(keys, sql.Identifier(contract.table)),
         (current[0],),
     ).fetchall()
-    positions = [contract.column_names.index(k) for k in contract.record_key]
-    now = {tuple(str(row[i]) for i in positions) for row in parsed.rows}
+    now = {tuple(map(str, key)) for key in zip(*map(parsed.column, contract.record_key), strict=True)}
     missing = sorted({tuple(str(v) for v in key) for key in earlier} - now)
     if not missing:
         return
@@ -139,17 +146,15 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
             ),
         ).fetchone()[0]
         columns = ["submission_id", "source_row", *contract.column_names]
-        values = [repeat(submission_id, parsed.row_count), parsed.line_numbers, *parsed.columns]
         if contract.attributor:
             columns += ["person_key", *(a.name for a in contract.stored_ages)]
-            values += [_person_keys(key, parsed), *_stored_ages(parsed)]
         # every name is a quoted identifier and every value a COPY field: file content never becomes SQL
         copy = sql.SQL("copy {} ({}) from stdin").format(
             sql.Identifier("raw", contract.table), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
         with conn.cursor().copy(copy) as writer:
-            for row in zip(*values, strict=True):
-                writer.write_row(row)
+            for buffer in _copy_buffers(parsed, submission_id, key):
+                writer.write(buffer)
         faults.hold("copy")
         conn.execute(
             "update raw.submissions set loaded_at = now(), row_count = %s where submission_id = %s",
@@ -169,27 +174,41 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
     )
 
 
-def _person_keys(key: bytes, parsed: ParsedFile) -> list[str | None]:
-    names = parsed.contract.column_names
-    initials, dob, sex = (
-        parsed.columns[names.index(parsed.contract.attributor[role])] for role in ("initials", "dob", "sex")
-    )
-    return [pseudonymise.person_key(key, i or "", d or "", s or "") for i, d, s in zip(initials, dob, sex, strict=True)]
+def _copy_buffers(parsed: ParsedFile, submission_id: int, key: bytes) -> Iterator[memoryview]:
+    """The file's rows in COPY text format: submission, line, values, then pseudonym and ages.
 
-
-def _stored_ages(parsed: ParsedFile) -> list[list[int | None]]:
-    names = parsed.contract.column_names
-    return [
-        list(map(age_years, parsed.columns[names.index(age.args[0])], parsed.columns[names.index(age.args[1])]))
-        for age in parsed.contract.stored_ages
+    Sent in batches, each with its pseudonyms computed just before: the server parses one batch
+    while the next is prepared.
+    """
+    contract = parsed.contract
+    table = parsed.table
+    fields = [pa.scalar(str(submission_id)), pc.cast(pa.array(parsed.line_numbers, pa.int64()), pa.string())]
+    fields += [
+        copy_text.escaped(values) if column.type in _FREE_TEXT_TYPES else values
+        for column, values in zip(contract.columns, table.columns, strict=True)
     ]
+    attributor = [table.column(contract.attributor[role]) for role in ("initials", "dob", "sex") if contract.attributor]
+    ages = [age_years(table.column(age.args[0]), table.column(age.args[1])) for age in contract.stored_ages]
+    for start in range(0, parsed.row_count, COPY_BATCH_ROWS):
+        batch = [f if isinstance(f, pa.Scalar) else f.slice(start, COPY_BATCH_ROWS) for f in fields]
+        if attributor:
+            keys = pseudonymise.person_keys(key, *(c.slice(start, COPY_BATCH_ROWS) for c in attributor))
+            batch += [keys, *(age.slice(start, COPY_BATCH_ROWS) for age in ages)]
+        yield from copy_text.rows(batch)
 
 
-def age_years(born: str | None, on: str | None) -> int | None:
-    """Whole years from `born` to `on` (checked YYYY-MM-DD dates), as Postgres' extract(year from age(on, born))."""
-    if not born or not on:
-        return None
-    return int(on[:4]) - int(born[:4]) - (on[5:] < born[5:])
+def age_years(born: pa.ChunkedArray, on: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Whole years from `born` to `on` (checked YYYY-MM-DD dates) as text; null when either is missing.
+
+    The same as Postgres' extract(year from age(on, born)).
+    """
+
+    def part(dates: pa.ChunkedArray, start: int, stop: int) -> pa.ChunkedArray:
+        return pc.utf8_slice_codeunits(dates, start, stop)
+
+    years = pc.subtract(pc.cast(part(on, 0, 4), pa.int32()), pc.cast(part(born, 0, 4), pa.int32()))
+    before_birthday = pc.cast(pc.less(part(on, 5, 10), part(born, 5, 10)), pa.int32())
+    return pc.cast(pc.subtract(years, before_birthday), pa.string())
 
 
 def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: str | None = None) -> Outcome:

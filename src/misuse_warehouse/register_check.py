@@ -39,11 +39,10 @@ group by registers.source_code
 def provider_contract_warnings(conn: psycopg.Connection, parsed: ParsedFile) -> list[Finding]:
     if parsed.contract.feed != "treatment":
         return []
-    area_at = parsed.contract.column_names.index("area_code")
     rows_by_area: dict[str, list[int]] = {}
-    for line, values in zip(parsed.line_numbers, parsed.rows, strict=True):
-        if values[area_at]:
-            rows_by_area.setdefault(values[area_at], []).append(line)
+    for line, area in zip(parsed.line_numbers, parsed.column("area_code"), strict=True):
+        if area:
+            rows_by_area.setdefault(area, []).append(line)
     if not rows_by_area:
         return []
     start = parsed.name.period_start
