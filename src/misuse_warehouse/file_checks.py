@@ -35,7 +35,6 @@ MAX_EXAMPLES = 20
 # file that lost its line breaks or a field gone wild, and the CSV reader would choke on it.
 MAX_LINE_CHARS = 10_000
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_BLANK_LINES = (b"\n\n", b"\r\r", b"\n\r")  # two line breaks in a row other than one \r\n: a blank line
 WITHHELD = "(withheld: personal data)"
 TIMEZONE = ZoneInfo("Europe/London")
 
@@ -226,9 +225,9 @@ def decode(raw: bytes) -> str:
         ) from None
 
 
-def _check_line_lengths(raw: bytes, text: str) -> None:
+def _check_line_lengths(raw_lines: list[bytes], text: str) -> None:
     # a line's UTF-8 bytes are at least its characters: the bytes' lines, split in C, clear the usual file
-    if max(map(len, raw.splitlines()), default=0) <= MAX_LINE_CHARS:
+    if max(map(len, raw_lines), default=0) <= MAX_LINE_CHARS:
         return
     lines = _LINE_BREAK.split(text)
     if max(map(len, lines), default=0) > MAX_LINE_CHARS:
@@ -276,9 +275,10 @@ def read_file(path: Path) -> ParsedFile:
     check_period_started(name, contract)
     raw = path.read_bytes()
     text = decode(raw)
-    _check_line_lengths(raw, text)
+    raw_lines = raw.splitlines()  # at \n, \r and \r\n, as the CSV readers split records
+    _check_line_lengths(raw_lines, text)
     sha256 = hashlib.sha256(raw).hexdigest()
-    table = _read_unquoted(raw, text, contract)
+    table = _read_unquoted(raw, text, raw_lines, contract)
     if table is not None:
         lines = list(range(2, table.num_rows + 2))
         return ParsedFile(path, name, contract, sha256, len(raw), table, lines, [])
@@ -301,7 +301,7 @@ def read_file(path: Path) -> ParsedFile:
     return ParsedFile(path, name, contract, sha256, len(raw), table, lines, notes, warnings)
 
 
-def _read_unquoted(raw: bytes, text: str, contract: Contract) -> pa.Table | None:
+def _read_unquoted(raw: bytes, text: str, raw_lines: list[bytes], contract: Contract) -> pa.Table | None:
     """The usual file read and typed in C (Arrow's CSV reader); None when it needs the exact path below.
 
     Only a file without a quote character, whose records are then its lines split at commas, so
@@ -310,7 +310,7 @@ def _read_unquoted(raw: bytes, text: str, contract: Contract) -> pa.Table | None
     exact path reads the file again and names every row and cell. The outcome is the same either way.
     """
     header_line = text.partition("\n")[0].partition("\r")[0]
-    if b'"' in raw or not header_line.strip() or any(blank in raw for blank in _BLANK_LINES):
+    if b'"' in raw or not header_line.strip() or b"" in raw_lines:  # quotes, or a blank line
         return None
     header = [cell.strip().lower() for cell in header_line.split(",")]
     try:
