@@ -121,6 +121,8 @@ def test_optional_column_may_be_absent(landing: Path) -> None:
         ("referral_date", "2025-02-30", "impossible_date"),
         ("submission_month", "March 2025", "bad_month"),
         ("top_start_days_used", "12.5", "bad_integer"),
+        ("top_start_days_used", "\u0661\u0662", "bad_integer"),  # Arabic-Indic digits: Postgres reads ASCII only
+        ("referral_date", "\u0662\u0660\u0662\u0665-01-10", "bad_date"),
     ],
 )
 def test_value_type_refusals_give_line_and_column(landing: Path, field: str, value: str, code: str) -> None:

@@ -38,12 +38,13 @@ _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 WITHHELD = "(withheld: personal data)"
 TIMEZONE = ZoneInfo("Europe/London")
 
+# ASCII digits only: Python's \d also matches other scripts' digits, which Postgres cannot read as numbers.
 _VALUE_FORMS = {
-    "date": r"\d{4}-\d{2}-\d{2}",
-    "month": r"\d{4}-\d{2}",
-    "integer": r"-?\d+",
-    "money": r"-?\d+(?:\.\d{1,2})?",
-    "decimal": r"-?\d+(?:\.\d+)?",
+    "date": r"[0-9]{4}-[0-9]{2}-[0-9]{2}",
+    "month": r"[0-9]{4}-[0-9]{2}",
+    "integer": r"-?[0-9]+",
+    "money": r"-?[0-9]+(?:\.[0-9]{1,2})?",
+    "decimal": r"-?[0-9]+(?:\.[0-9]+)?",
 }
 _VALUE_PATTERNS = {type_: re.compile(rf"^{form}$") for type_, form in _VALUE_FORMS.items()}
 # A column's distinct values joined by NUL (never in a decoded file) match this when each is empty or reads
