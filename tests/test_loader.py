@@ -90,10 +90,11 @@ def test_values_that_are_copy_syntax_are_stored_as_sent(db: psycopg.Connection, 
     """Backslashes, tabs and (in a quoted field) line breaks are escaped for COPY, on either reading path."""
     unquoted = ["E\\N", "E1\tx", "E2\\tx"]
     path = write_treatment_file(landing, "P0001", "2025-03", [treatment_row(episode_id=e) for e in unquoted])
+    assert b'"' not in path.read_bytes()  # read by Arrow's reader
     _load(db, path)
     quoted = ["E3\nx", "E4\r\ny", "E5\\"]
     path = write_treatment_file(landing, "P0002", "2025-03", [treatment_row(episode_id=e) for e in quoted])
-    assert b'"' in path.read_bytes()
+    assert b'"' in path.read_bytes()  # read by the exact path
     _load(db, path)
     stored = db.execute("select episode_id from raw.treatment_episodes order by submission_id, source_row").fetchall()
     assert [episode for (episode,) in stored] == unquoted + quoted
