@@ -779,6 +779,12 @@ def refused_kinds() -> list[Kind]:  # noqa: PLR0915 - one list, read top to bott
         "client_dob written 31/12/1980: refused, the value withheld",
         lambda p: csv_text("treatment", changed(t(p), 0, client_dob="31/12/1980")),
     )
+    treatment(
+        "integer_in_other_digits",
+        "bad_integer",
+        "top_start_days_used written in Arabic-Indic digits (\u0661\u0662): Postgres reads ASCII digits only",
+        lambda p: csv_text("treatment", changed(t(p), 0, top_start_days_used="\u0661\u0662")),
+    )
     return kinds
 
 
