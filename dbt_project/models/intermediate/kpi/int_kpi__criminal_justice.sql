@@ -82,22 +82,38 @@ release_months as (
         on release_counts.submission_id = release_submissions.submission_id
 ),
 
--- final once every provider that submitted for M has submitted for the covering month
+-- the providers that submitted for each month
+provider_months as (
+    select distinct provider_code, month
+    from treatment_submissions
+),
+
+-- C1 for M is final once the covering month has treatment files and every provider that
+-- submitted for M has submitted for it too; judged once per pair of months, not once per
+-- area-month with a scan of every treatment submission for each (quadratic in history)
+month_pair_finality as (
+    select
+        month_pairs.month,
+        month_pairs.covering_month,
+        exists (select 1 from provider_months where provider_months.month = month_pairs.covering_month)
+        and coalesce(
+            bool_and(submitted_later.provider_code is not null)
+                filter (where submitted_for_m.provider_code is not null),
+            true
+        ) as is_final
+    from (select distinct month, covering_month from release_months) as month_pairs
+    left join provider_months as submitted_for_m
+        on submitted_for_m.month = month_pairs.month
+    left join provider_months as submitted_later
+        on submitted_later.provider_code = submitted_for_m.provider_code
+        and submitted_later.month = month_pairs.covering_month
+    group by month_pairs.month, month_pairs.covering_month
+),
+
 release_month_status as (
     select
         release_months.*,
-        exists (select 1 from treatment_submissions where treatment_submissions.month = release_months.covering_month)
-        and not exists (
-            select 1
-            from treatment_submissions as submitted_for_m
-            where submitted_for_m.month = release_months.month
-                and not exists (
-                    select 1
-                    from treatment_submissions as submitted_later
-                    where submitted_later.provider_code = submitted_for_m.provider_code
-                        and submitted_later.month = release_months.covering_month
-                )
-        ) as is_final,
+        month_pair_finality.is_final,
         array(
             select release_months.submission_id::text
             union
@@ -106,6 +122,9 @@ release_month_status as (
             where treatment_submissions.month between release_months.month and release_months.covering_month
         ) as source_submissions
     from release_months
+    inner join month_pair_finality
+        on month_pair_finality.month = release_months.month
+        and month_pair_finality.covering_month = release_months.covering_month
 ),
 
 c1 as (
