@@ -26,11 +26,11 @@ BENCHMARKS = Asset(orchestration.BENCHMARKS_ASSET_NAME)
     doc_md=__doc__,
 )
 def benchmarks() -> None:
-    from misuse_warehouse import benchmarks as steps
-    from misuse_warehouse import pipeline
-
+    # the steps (pandas, Arrow, the loader) are imported by each task when it runs, never at parse
     @task
     def prepare() -> dict:
+        from misuse_warehouse import benchmarks as steps
+
         return steps.prepare()
 
     @task
@@ -40,14 +40,20 @@ def benchmarks() -> None:
 
     @task
     def pull_fingertips(month: str) -> list[str]:
+        from misuse_warehouse import benchmarks as steps
+
         return steps.pull(month, get_current_context()["run_id"])
 
     @task(max_active_tis_per_dagrun=2)
     def ingest(path: str) -> dict:
+        from misuse_warehouse import pipeline
+
         return pipeline.ingest(path, get_current_context()["run_id"])
 
     @task(outlets=[BENCHMARKS], retries=0, trigger_rule="none_failed")
     def announce(outcomes: list[dict], month: str) -> dict:
+        from misuse_warehouse import benchmarks as steps
+
         context = get_current_context()
         summary = steps.announce(orchestration.mapped_results(outcomes), month)
         context["outlet_events"][BENCHMARKS].extra = summary
@@ -55,6 +61,8 @@ def benchmarks() -> None:
 
     @task(retries=0, trigger_rule="none_failed")
     def report() -> dict:
+        from misuse_warehouse import benchmarks as steps
+
         return steps.report(get_current_context()["run_id"])
 
     month = benchmark_month()

@@ -33,10 +33,11 @@ MARTS = Asset(orchestration.MARTS_ASSET_NAME)
     doc_md=__doc__,
 )
 def monthly_pipeline() -> None:
-    from misuse_warehouse import pipeline
-
+    # the pipeline (pandas, Arrow, the loader) is imported by each task when it runs, never at parse
     @task
     def prepare() -> dict:
+        from misuse_warehouse import pipeline
+
         return pipeline.prepare()
 
     @task
@@ -46,17 +47,23 @@ def monthly_pipeline() -> None:
 
     @task
     def discover(month: str) -> list[list[str]]:
+        from misuse_warehouse import pipeline
+
         return pipeline.discover_feeds(get_current_context()["params"].get("landing"), month)
 
     # one task per feed: its files are gated together (GX costs per run) and each loaded or refused alone
     @task(max_active_tis_per_dagrun=2, map_index_template="{{ feed }}")
     def ingest(paths: list[str]) -> list[dict]:
+        from misuse_warehouse import pipeline
+
         context = get_current_context()
         context["feed"] = pipeline.feed_of(paths)
         return pipeline.ingest_files(paths, context["run_id"])
 
     @task
     def pull_police(month: str) -> dict:
+        from misuse_warehouse import pipeline
+
         summary = pipeline.pull_police_recent(month, get_current_context()["run_id"])
         if not summary["pulled"]:
             raise AirflowSkipException(f"data.police.uk has not published {', '.join(summary['not_available'])} yet")
@@ -102,10 +109,14 @@ def monthly_pipeline() -> None:
 
     @task(retries=0)
     def mart_gate() -> list[dict]:
+        from misuse_warehouse import pipeline
+
         return pipeline.mart_gate(get_current_context()["run_id"])
 
     @task(outlets=[MARTS], retries=0)
     def publish(month: str) -> dict:
+        from misuse_warehouse import pipeline
+
         context = get_current_context()
         result = pipeline.publish_marts(context["run_id"], month)
         context["outlet_events"][MARTS].extra = {"month": month, **result}
@@ -113,10 +124,14 @@ def monthly_pipeline() -> None:
 
     @task(on_success_callback=orchestration.alert_late_feeds)
     def check_deadlines(month: str) -> dict:
+        from misuse_warehouse import pipeline
+
         return pipeline.check_deadlines(month, get_current_context()["run_id"])
 
     @task(retries=0)
     def report(outcomes: list[list[dict]]) -> dict:
+        from misuse_warehouse import pipeline
+
         feeds = orchestration.mapped_results(outcomes)
         return pipeline.report([o for feed in feeds for o in feed], get_current_context()["run_id"])
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -19,6 +21,21 @@ def dagbag(pipeline):  # noqa: ANN001, ANN201 - pipeline ensures the manifest an
 def test_every_dag_imports(dagbag) -> None:  # noqa: ANN001
     assert dagbag.import_errors == {}
     assert {"monthly_pipeline", "benchmarks"} <= set(dagbag.dag_ids)
+
+
+def test_parsing_the_dags_leaves_the_pipeline_unimported(pipeline) -> None:  # noqa: ANN001
+    """The scheduler parses DAG files again and again: the pipeline, pandas, Arrow and GX load in tasks only."""
+    from misuse_warehouse import settings
+
+    probe = (
+        "import pathlib, runpy, sys\n"
+        f"for path in sorted(pathlib.Path({str(settings.DAGS_DIR)!r}).glob('*.py')): runpy.run_path(str(path))\n"
+        "heavy = ['misuse_warehouse.pipeline', 'misuse_warehouse.file_checks', 'pandas', 'pyarrow',"
+        " 'great_expectations']\n"
+        "print([name for name in heavy if name in sys.modules])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-2000:]
 
 
 def test_dags_have_owner_retries_and_no_cycles(dagbag) -> None:  # noqa: ANN001
