@@ -52,4 +52,4 @@ def test_seeds_load_when_changed_or_missing(db: psycopg.Connection, warehouse_ur
         with pytest.raises(reference_data.ReferenceDataError, match="unique_combination_of_columns_ref_scorecard_kpis"):
             reference_data.load("run_5", project)
         assert loads(conn) == before
-        assert not reference_data.is_current(conn, project)
+        assert not reference_data.is_current(conn, reference_data.fingerprint(project), project)

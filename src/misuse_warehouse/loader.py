@@ -187,8 +187,10 @@ def _copy_buffers(parsed: ParsedFile, submission_id: int, key: bytes) -> Iterato
         copy_text.escaped(values) if column.type in _FREE_TEXT_TYPES else values
         for column, values in zip(contract.columns, table.columns, strict=True)
     ]
-    attributor = [table.column(contract.attributor[role]) for role in ("initials", "dob", "sex") if contract.attributor]
-    ages = [age_years(table.column(age.args[0]), table.column(age.args[1])) for age in contract.stored_ages]
+    attributor, ages = [], []
+    if contract.attributor:  # then the pseudonym and the stored ages follow the values
+        attributor = [table.column(contract.attributor[role]) for role in ("initials", "dob", "sex")]
+        ages = [age_years(table.column(age.args[0]), table.column(age.args[1])) for age in contract.stored_ages]
     for start in range(0, parsed.row_count, COPY_BATCH_ROWS):
         batch = [f if isinstance(f, pa.Scalar) else f.slice(start, COPY_BATCH_ROWS) for f in fields]
         if attributor:

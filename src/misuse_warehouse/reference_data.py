@@ -49,13 +49,12 @@ def fingerprint(project: Path = settings.DBT_PROJECT_DIR) -> str:
     return digest.hexdigest()
 
 
-def is_current(conn: psycopg.Connection, project: Path = settings.DBT_PROJECT_DIR, current: str | None = None) -> bool:
-    """The last recorded load is of these files (`current`: their fingerprint, when the caller has it), and every
-    seed table is still there."""
+def is_current(conn: psycopg.Connection, current: str, project: Path = settings.DBT_PROJECT_DIR) -> bool:
+    """The last recorded load is of the files with fingerprint `current`, and every seed table is still there."""
     last = conn.execute(
         "select fingerprint from ops.reference_data_loads order by reference_data_load_id desc limit 1"
     ).fetchone()
-    if last is None or last[0] != (current or fingerprint(project)):
+    if last is None or last[0] != current:
         return False
     names = [f"{SCHEMA}.{name}" for name in seed_names(project)]
     query = "select count(*) from unnest(%s::text[]) as n where to_regclass(n) is null"
@@ -66,7 +65,7 @@ def load(run_id: str | None = None, project: Path = settings.DBT_PROJECT_DIR) ->
     """Seeds loaded and tested unless already current; what was done, for the task's log and XCom."""
     current = fingerprint(project)
     with warehouse.connect(role=roles.TRANSFORMER) as conn:
-        if is_current(conn, project, current):
+        if is_current(conn, current, project):
             return {"loaded": False, "fingerprint": current}
     with tempfile.TemporaryDirectory(prefix="misuse-warehouse-seeds-") as target:
         # tests whose every parent is a seed; those that also read a model run in the monthly build
