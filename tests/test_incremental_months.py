@@ -66,6 +66,22 @@ def rebuild_from(conn: psycopg.Connection) -> Any:
     ).fetchone()[0]
 
 
+def summarised_submissions(conn: psycopg.Connection) -> tuple[list[tuple], list[tuple]]:
+    """int_treatment__submission_areas (incremental on the submission) beside the same summary from every current row."""
+    built = conn.execute(
+        """select submission_id, area_code, submission_month, first_date, last_date, episode_row_count
+           from intermediate.int_treatment__submission_areas order by 1, 2, 3"""
+    ).fetchall()
+    direct = conn.execute(
+        """select submission_id, area_code, submission_month,
+                  min(least(referral_date, triage_date, first_intervention_date, discharge_date)),
+                  max(greatest(submission_month, referral_date, triage_date, first_intervention_date, discharge_date)),
+                  count(*)
+           from staging.stg_treatment__episode_versions group by 1, 2, 3 order by 1, 2, 3"""
+    ).fetchall()
+    return built, direct
+
+
 def split(rows: set[tuple], first_month: Any) -> tuple[set[tuple], set[tuple]]:
     return {r for r in rows if r[0] < first_month}, {r for r in rows if r[0] >= first_month}
 
@@ -103,8 +119,16 @@ def monthly_builds(pipeline: Any, landing: Path, tmp_path_factory: pytest.TempPa
         load_treatment(landing, month)
         dbt_build(pipeline.url, target)
         with psycopg.connect(pipeline.url, autocommit=True) as conn:
-            built, first = snapshot(conn), rebuild_from(conn)
-        builds.append({"month": month, "first": first, "built": built, "full": full_refresh_rows(pipeline.url, target)})
+            built, first, summaries = snapshot(conn), rebuild_from(conn), summarised_submissions(conn)
+        builds.append(
+            {
+                "month": month,
+                "first": first,
+                "built": built,
+                "summaries": summaries,
+                "full": full_refresh_rows(pipeline.url, target),
+            }
+        )
     return builds
 
 
@@ -119,6 +143,14 @@ def test_each_build_recomputes_only_the_months_new_files_restate(monthly_builds:
             )
     last = monthly_builds[-1]
     assert split(last["built"]["int_treatment__person_months"], last["first"])[0], "no month was kept final"
+
+
+def test_each_build_summarises_the_new_submissions_and_keeps_the_others(monthly_builds: list[dict[str, Any]]) -> None:
+    for build in monthly_builds:
+        built, direct = build["summaries"]
+        assert built == direct, build["month"]
+    first, second = (build["summaries"][0] for build in monthly_builds)
+    assert set(first) < set(second), "the first month's summaries were not kept"
 
 
 def test_a_key_rotation_or_an_old_resubmission_rebuilds_every_month(
@@ -159,10 +191,19 @@ def test_a_key_rotation_or_an_old_resubmission_rebuilds_every_month(
     fields[-2] = "0"  # the provider corrects the first episode's TOP review (days used)
     corrected.write_text("".join([header, ",".join(fields), *rest]))
     load_treatment(tmp_path / "landing", MONTHS[-1])
+    with psycopg.connect(url, autocommit=True) as conn:
+        # summaries written by other SQL are made again
+        conn.execute(
+            """update intermediate.int_treatment__submission_areas
+               set build_fingerprint = 'older SQL', episode_row_count = 0"""
+        )
     dbt_build(url, tmp_path)
     with psycopg.connect(url, autocommit=True) as conn:
         first_month, now = rebuild_from(conn), snapshot(conn)
     assert first_month.isoformat() == "2023-03-01"
+    with psycopg.connect(url, autocommit=True) as conn:
+        summarised, direct = summarised_submissions(conn)
+    assert summarised == direct, "the corrected file's summary, without the submission it replaced"
     full = full_refresh_rows(url, tmp_path)
     for model in MODELS:
         kept, rebuilt = split(now[model], first_month)

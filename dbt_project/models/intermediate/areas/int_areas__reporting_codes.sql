@@ -7,7 +7,7 @@ with recursive areas as (
 ),
 
 episode_area_codes as (
-    select distinct area_code from {{ ref('stg_treatment__episode_versions') }}
+    select distinct area_code from {{ ref('int_treatment__submission_areas') }}
 ),
 
 all_codes as (

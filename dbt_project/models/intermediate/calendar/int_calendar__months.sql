@@ -1,15 +1,9 @@
 -- Every month from the earliest date any current treatment row holds (or the
 -- first funding period or reporting month of any feed) to the latest reporting
 -- month or later date, so every date column, funding period and feed month has its month.
-with versions as (
-    select * from {{ ref('stg_treatment__episode_versions') }}
-),
-
-treatment_bounds as (
-    select
-        min(least(referral_date, triage_date, first_intervention_date, discharge_date)) as first_date,
-        max(greatest(submission_month, referral_date, triage_date, first_intervention_date, discharge_date)) as last_date
-    from versions
+with treatment_bounds as (
+    select min(first_date) as first_date, max(last_date) as last_date
+    from {{ ref('int_treatment__submission_areas') }}
 ),
 
 funding_periods as (

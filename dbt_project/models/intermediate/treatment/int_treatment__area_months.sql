@@ -19,11 +19,11 @@ episodes as (
 submitted_months as (
     select distinct
         lineage_codes.lineage_area_code,
-        versions.area_code,
-        versions.submission_month
-    from {{ ref('stg_treatment__episode_versions') }} as versions
+        submission_areas.area_code,
+        submission_areas.submission_month
+    from {{ ref('int_treatment__submission_areas') }} as submission_areas
     inner join lineage_codes
-        on lineage_codes.area_code = versions.area_code
+        on lineage_codes.area_code = submission_areas.area_code
 ),
 
 lineage_spans as (
