@@ -54,11 +54,19 @@ def test_valid_file_is_read_with_months_as_dates(landing: Path) -> None:
         ("treatment-P0001-2025-03.csv", "treatment/2025-03", "bad_file_name"),
         ("meals_P0001_2025-03.csv", "meals/2025-03", "unknown_feed"),
         ("treatment_P0001_2025-03.csv", "treatment/2025-04", "wrong_folder"),
+        # Python's int() reads other scripts' digits: without ASCII-only names this file was accepted
+        ("treatment_P0001_\u0662\u0660\u0662\u0665-\u0660\u0663.csv", "treatment/2025-03", "bad_file_name"),
     ],
 )
 def test_file_name_refusals(landing: Path, name: str, folder: str, code: str) -> None:
     path = _write(landing, f"{HEADER}\n".encode(), name, folder)
     assert _refusal(path).code == code
+
+
+def test_source_codes_are_in_ascii_digits() -> None:
+    treatment = contract_for("treatment")
+    assert treatment.source_ok("P0001")
+    assert not treatment.source_ok("P\u0660\u0660\u0660\u0661")  # Arabic-Indic digits match Python's \d
 
 
 def test_windows_1252_is_refused_with_byte_offset_and_advice(landing: Path) -> None:

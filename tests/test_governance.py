@@ -475,6 +475,9 @@ def test_hostile_analyst_groups_are_refused(tmp_path: Path) -> None:
     with pytest.raises(roles.AnalystGroupsError) as refused:
         roles.load_analyst_groups(config)
     assert "group name" in str(refused.value) and "not GSS codes" in str(refused.value)
+    config.write_text("groups:\n  medway: [E\u0660\u0666\u0660\u0660\u0660\u0660\u0663\u0665]\n")
+    with pytest.raises(roles.AnalystGroupsError, match="not GSS codes"):
+        roles.load_analyst_groups(config)  # a code in Arabic-Indic digits would never match a mart's row
 
 
 # The secret -------------------------------------------------------------------------------------

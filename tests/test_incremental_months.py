@@ -67,7 +67,7 @@ def rebuild_from(conn: psycopg.Connection) -> Any:
 
 
 def summarised_submissions(conn: psycopg.Connection) -> tuple[list[tuple], list[tuple]]:
-    """int_treatment__submission_areas (incremental on the submission) beside the same summary from every current row."""
+    """int_treatment__submission_areas beside the same summary computed from every current row."""
     built = conn.execute(
         """select submission_id, area_code, submission_month, first_date, last_date, episode_row_count
            from intermediate.int_treatment__submission_areas order by 1, 2, 3"""

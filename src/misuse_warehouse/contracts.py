@@ -74,7 +74,7 @@ class Contract:
         return frozenset(personal | derived)
 
     def source_ok(self, source: str) -> bool:
-        return re.fullmatch(self.source_pattern, source) is not None
+        return re.fullmatch(self.source_pattern, source, re.ASCII) is not None
 
     @property
     def plain_attributor(self) -> tuple[str, ...]:

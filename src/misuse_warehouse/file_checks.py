@@ -28,7 +28,7 @@ import pyarrow.csv as pa_csv
 from misuse_warehouse.contracts import Contract, all_contracts
 from misuse_warehouse.refusal import Finding, Refusal
 
-FILE_NAME = re.compile(r"^(?P<feed>[a-z][a-z-]*)_(?P<source>[A-Za-z0-9]+)_(?P<period>\d{4}-\d{2})\.csv$")
+FILE_NAME = re.compile(r"^(?P<feed>[a-z][a-z-]*)_(?P<source>[A-Za-z0-9]+)_(?P<period>[0-9]{4}-[0-9]{2})\.csv$")
 SUPPRESSION_MARKERS = frozenset({"*", "c", "x", ":"})
 MAX_EXAMPLES = 20
 # No contract row comes near this (a treatment row is under 600 characters); a longer line is a
@@ -556,9 +556,9 @@ def _shown(value: str, column: str, contract: Contract) -> str:
 def _money_rule(value: str) -> str:
     if any(sign in value for sign in "£$€"):
         return "money_currency_sign"
-    if re.fullmatch(r"-?\d{1,3}(,\d{3})+(\.\d+)?", value):
+    if re.fullmatch(r"-?[0-9]{1,3}(,[0-9]{3})+(\.[0-9]+)?", value):
         return "money_thousands_separator"
-    if re.fullmatch(r"-?\d+\.\d{3,}", value):
+    if re.fullmatch(r"-?[0-9]+\.[0-9]{3,}", value):
         return "money_too_many_decimals"
     return "bad_money"
 

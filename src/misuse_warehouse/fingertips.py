@@ -60,7 +60,7 @@ AREA_TYPES = (15, 6, 502)
 """England, regions, counties and unitary authorities from April 2023 (older vintages 402, 302, 202, 102)."""
 PARENT_AREA_TYPE = 15
 INDICATORS_SEED = settings.DBT_PROJECT_DIR / "seeds" / "ref_benchmark_indicators.csv"
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 # CSV header (lower case, single spaces) -> contract column. Two names for one column are the
 # old and new header variants.
@@ -352,7 +352,7 @@ def read_csv(body: bytes, indicator_id: int, child_area_type: int, where: str) -
         for column in _DECIMALS:
             row[column] = _decimal(row.get(column), column, line, where)
         sortable = row["time_period_sortable"]
-        if sortable is None or not re.fullmatch(r"\d{8}", _plain_integer(sortable)):
+        if sortable is None or not re.fullmatch(r"[0-9]{8}", _plain_integer(sortable)):
             raise IndicatorRefused(
                 "unreadable_answer", f"{where}: line {line} Time period Sortable '{sortable}' is not 8 digits"
             )

@@ -79,7 +79,7 @@ Point = tuple[float, float]
 """(latitude, longitude), WGS84."""
 Polygon = tuple[Point, ...]
 
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 COLUMNS = (
     "submission_id",

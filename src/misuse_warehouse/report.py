@@ -26,8 +26,8 @@ from psycopg import sql
 
 from misuse_warehouse import roles, settings, warehouse
 
-_AREA = re.compile(r"^E\d{8}$")
-_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+_AREA = re.compile(r"^E[0-9]{8}$")
+_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 TREND_MONTHS = 12
 COLOURS = {"better": "#1b7837", "similar": "#8c8c8c", "worse": "#b2182b", None: "#4c72b0"}
 """Comparison colours; the word is always written beside them, never colour alone."""

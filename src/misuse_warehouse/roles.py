@@ -43,7 +43,7 @@ BUILT_SCHEMAS = ("staging", "intermediate", "reference", "marts", "marts_next", 
 ANALYST_GROUPS_ENV = "MISUSE_WAREHOUSE_ANALYST_GROUPS"
 DEFAULT_ANALYST_GROUPS = Path(__file__).parent / "analyst_groups.yaml"
 _GROUP_NAME = re.compile(r"[a-z][a-z0-9_]{0,40}")
-_AREA_CODE = re.compile(r"[EWSN]\d{8}")
+_AREA_CODE = re.compile(r"[EWSN][0-9]{8}")
 
 
 class AnalystGroupsError(ValueError):

@@ -785,6 +785,20 @@ def refused_kinds() -> list[Kind]:  # noqa: PLR0915 - one list, read top to bott
         "top_start_days_used written in Arabic-Indic digits (\u0661\u0662): Postgres reads ASCII digits only",
         lambda p: csv_text("treatment", changed(t(p), 0, top_start_days_used="\u0661\u0662")),
     )
+    area_feed(
+        "code_in_other_digits",
+        "funding",
+        "rule_broken:provider_code_format",
+        "provider_code 'P\u0660\u0660\u0660\u0661' in Arabic-Indic digits: a provider code is P and four ASCII digits",
+        lambda a: csv_text("funding", changed(funding_rows(a), 0, provider_code="P\u0660\u0660\u0660\u0661")),
+    )
+    treatment(
+        "name_month_in_other_digits",
+        "bad_file_name",
+        "named treatment_<code>_\u0662\u0660\u0662\u0665-\u0660\u0663.csv: the month in Arabic-Indic digits",
+        lambda p: csv_text("treatment", t(p)),
+        file_name="treatment_{}_\u0662\u0660\u0662\u0665-\u0660\u0663.csv",
+    )
     return kinds
 
 

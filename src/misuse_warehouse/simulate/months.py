@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 from functools import cache
 
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 
 
 def parse_month(text: str) -> int:
