@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 from feeds import treatment_row, write_treatment_file
 
 from misuse_warehouse import gate
@@ -43,3 +44,16 @@ def test_data_docs_render_one_runs_validations(landing: Path) -> None:
     assert index.exists()
     pages = list(index.parent.glob("validations/raw_treatment/docs-run/**/*.html"))
     assert pages, "the run's validation page is rendered"
+
+
+def test_mart_arrays_reach_gx_as_rows_pandas_can_hash() -> None:
+    """GX fingerprints every batch with pandas' row hash and pickles the whole frame when a cell is a list."""
+    frame = pd.DataFrame(
+        {"area_code": ["E06000035", "E06000019"], "source_submissions": [["1", "2"], None], "value": [1.0, None]}
+    )
+    with pytest.raises(TypeError):
+        pd.util.hash_pandas_object(frame)
+    hashable = gate._arrays_as_tuples(frame)
+    assert pd.util.hash_pandas_object(hashable).size == 2
+    assert hashable["source_submissions"].tolist() == [("1", "2"), None]
+    assert hashable[["area_code", "value"]].equals(frame[["area_code", "value"]])

@@ -288,8 +288,24 @@ def check_marts(conn: Any, schemas: str | tuple[str, ...], run_name: str | None 
             psycopg.sql.SQL("select * from {}.{}").format(psycopg.sql.Identifier(schema), psycopg.sql.Identifier(table))
         )
         frame = pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
-        results.append(run_suite(suite, frame, f"marts.{table}", run_name))
+        results.append(run_suite(suite, _arrays_as_tuples(frame), f"marts.{table}", run_name))
     return results
+
+
+def _arrays_as_tuples(frame: pd.DataFrame) -> pd.DataFrame:
+    """Array columns (kpi_monthly.source_submissions) as tuples, which pandas can hash.
+
+    GX fingerprints each batch with pandas' row hash; a list in any cell makes it pickle the whole
+    frame instead (0.7 s of the mart gate's 4.9 s at 36 months of ten areas).
+    """
+    arrays = [c for c in frame.columns if frame[c].dtype == object and isinstance(_first_value(frame[c]), list)]
+    return frame.assign(**{c: frame[c].map(lambda v: tuple(v) if isinstance(v, list) else v) for c in arrays})
+
+
+def _first_value(column: pd.Series) -> Any:
+    """A column's first non-null value: a Postgres array column holds lists (or nulls) throughout."""
+    first = column.first_valid_index()
+    return None if first is None else column[first]
 
 
 # GX plumbing
