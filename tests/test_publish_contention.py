@@ -59,3 +59,26 @@ def test_a_blocked_publication_is_retried_and_publishes(
         "select count(*) from pg_namespace where nspname = any(%s)", (list(publish.NEXT_SCHEMAS),)
     ) == [(0,)]
     assert pipeline.query("select count(*) from ops.publications where dag_run_id = 'contention-test'") == [(1,)]
+
+
+def test_table_checksums_see_content_not_row_order(pipeline) -> None:  # noqa: ANN001
+    """What ops.publications records and the tests compare: equal content, equal checksum, whatever the order."""
+    with warehouse.connect(autocommit=True) as conn:
+        conn.execute("drop schema if exists checksum_a cascade; drop schema if exists checksum_b cascade")
+        for schema, order in (("checksum_a", "asc"), ("checksum_b", "desc")):
+            conn.execute(f"create schema {schema}")
+            conn.execute(
+                f"""create table {schema}.rows as
+                    select n, 'E0600003' || n % 10 as code from generate_series(1, 500) as n order by n {order}"""
+            )
+            conn.execute(f"create table {schema}.nothing (n int)")
+        same = publish.table_checksums(conn, "checksum_a")
+        assert same == publish.table_checksums(conn, "checksum_b")
+        assert same["nothing"] == "0:0" and same["rows"].startswith("500:")
+        conn.execute("update checksum_b.rows set code = 'E06000035' where n = 7")
+        assert publish.table_checksums(conn, "checksum_b")["rows"] != same["rows"]
+        conn.execute("update checksum_b.rows set code = 'E06000037' where n = 7")  # back as it was
+        assert publish.table_checksums(conn, "checksum_b") == same
+        conn.execute("insert into checksum_b.rows values (7, 'E06000037')")  # the same row twice
+        assert publish.table_checksums(conn, "checksum_b")["rows"] != same["rows"]
+        conn.execute("drop schema checksum_a cascade; drop schema checksum_b cascade")
