@@ -65,6 +65,8 @@ def monthly_pipeline() -> None:
         from misuse_warehouse import pipeline
 
         summary = pipeline.pull_police_recent(month, get_current_context()["run_id"])
+        if summary["turned_off"]:
+            raise AirflowSkipException("the police pull is turned off (MISUSE_WAREHOUSE_POLICE_API=off)")
         if not summary["pulled"]:
             raise AirflowSkipException(f"data.police.uk has not published {', '.join(summary['not_available'])} yet")
         return summary

@@ -6,6 +6,7 @@ fixture; the last tests run the DAG's task function against the demo's simulated
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import socket
@@ -450,3 +451,21 @@ def test_pull_police_against_the_simulated_api(
     asb = sum(c["category"] == "anti-social-behaviour" for c in simulated)
     assert loaded == (len(simulated), len(simulated) - asb, asb)
     assert first["unknown_outcome_texts"] == []
+
+
+def test_the_pull_can_be_turned_off_and_an_unreachable_api_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warehouse on a closed network sets MISUSE_WAREHOUSE_POLICE_API=off; until then each run names the setting."""
+    monkeypatch.setenv(police.BASE_URL_ENV, police.TURNED_OFF)
+    assert pipeline.pull_police_recent("2025-03") == {
+        "months": {},
+        "pulled": [],
+        "not_available": [],
+        "turned_off": True,
+    }
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    monkeypatch.setenv(police.BASE_URL_ENV, f"http://127.0.0.1:{port}/api")  # nothing listens there
+    monkeypatch.setattr(police, "PoliceClient", functools.partial(police.PoliceClient, sleep=lambda _: None))
+    with pytest.raises(police.PoliceApiError, match="turn the pull off with MISUSE_WAREHOUSE_POLICE_API=off"):
+        pipeline.pull_police("2025-03")

@@ -230,7 +230,11 @@ def pull_police(month: str, dag_run_id: str | None = None) -> dict[str, Any]:
 
     config = police.load_config()
     client = police.PoliceClient(config.base_url)
-    published = client.available_months()
+    try:
+        published = client.available_months()
+    except police.PoliceApiError as error:
+        hint = f"without access to the API, turn the pull off with {police.BASE_URL_ENV}={police.TURNED_OFF}"
+        raise police.PoliceApiError(error.area, error.month, error.url, f"{error.problem}; {hint}") from error
     summary: dict[str, Any] = {"month": month, "base_url": config.base_url, "areas": {}}
     if month not in published:
         latest = max(published, default=None)
@@ -272,16 +276,24 @@ def pull_police_recent(month: str, dag_run_id: str | None = None) -> dict[str, A
 
     data.police.uk publishes a month several weeks late, so the run for M usually finds M
     missing; the months before it are tried again (a month already loaded with the same bytes
-    changes nothing). The result says, per month, what was pulled or is not available yet.
+    changes nothing). The result says, per month, what was pulled or is not available yet;
+    with MISUSE_WAREHOUSE_POLICE_API=off (a warehouse that cannot reach the API) nothing is asked.
     """
+    from misuse_warehouse import police
     from misuse_warehouse.simulate.months import month_text, months_between, parse_month
 
+    if police.load_config().base_url == police.TURNED_OFF:
+        log.warning(
+            "police: the pull is turned off (%s=%s): no street crime this run", police.BASE_URL_ENV, police.TURNED_OFF
+        )
+        return {"months": {}, "pulled": [], "not_available": [], "turned_off": True}
     months = months_between(month_text(parse_month(month) - POLICE_LOOKBACK_MONTHS), month)
     summaries = {m: pull_police(m, dag_run_id) for m in months}
     return {
         "months": summaries,
         "pulled": [m for m, s in summaries.items() if s["status"] == "pulled"],
         "not_available": [m for m, s in summaries.items() if s["status"] == "not_available"],
+        "turned_off": False,
     }
 
 

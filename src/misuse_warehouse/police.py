@@ -57,6 +57,8 @@ FEED = "police"
 CATEGORIES = ("drugs", "all-crime")
 AREAS_FILE = Path(__file__).with_name("police_areas.yaml")
 BASE_URL_ENV = "MISUSE_WAREHOUSE_POLICE_API"
+# Its value for a warehouse that cannot reach the API (a closed network): runs publish without police data.
+TURNED_OFF = "off"
 MAX_URL = 4094
 """The API answers 400 to a longer GET URL."""
 
