@@ -136,7 +136,7 @@ def migrated() -> None:
 
 
 def months_between(first: str, last: str) -> list[str]:
-    from misuse_warehouse.simulate.months import months_between as between
+    from misuse_warehouse.months import months_between as between
 
     return between(first, last)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from misuse_warehouse import fingertips, police, report
-from misuse_warehouse.simulate.months import parse_month
+from misuse_warehouse.months import parse_month
 
 MONTH_IN_OTHER_DIGITS = "\u0662\u0660\u0662\u0665-03"  # 2025-03, its year in Arabic-Indic digits
 AREA_IN_OTHER_DIGITS = "E\u0660\u0666\u0660\u0660\u0660\u0660\u0663\u0665"  # E06000035

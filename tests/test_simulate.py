@@ -748,8 +748,8 @@ def test_write_feeds_applies_defects_and_refuses_unknown_names(tmp_path):
 
 def test_young_people_episodes_are_under_18_on_referral_also_after_a_novation():
     """A young person's episode reopened at the new provider on the novation day may be an adult's by then."""
+    from misuse_warehouse.months import age_on, parse_month
     from misuse_warehouse.simulate.areas import AREAS, area
-    from misuse_warehouse.simulate.months import age_on, parse_month
     from misuse_warehouse.simulate.providers import NOVATION_DAY, plan_for
     from misuse_warehouse.simulate.world import AreaWorld
 

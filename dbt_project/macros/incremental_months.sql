@@ -25,10 +25,16 @@
     (select max(submission_id) from {{ ref('stg_raw__submissions') }} where feed = 'treatment')
 {%- endmacro %}
 
+{#- The checksum of the model's own SQL (empty where dbt renders without a model, e.g. an operation):
+    an incremental model whose rows carry it rebuilds them when its SQL changes. -#}
+{% macro model_sql_checksum() -%}
+    {{- model.checksum.checksum if model is mapping and model.checksum is defined else '' -}}
+{%- endmacro %}
+
 {#- What, besides new files, changes every month's rows. -#}
 {% macro treatment_build_fingerprint() -%}
     (select md5(
-        '{{ model.checksum.checksum if model is mapping and model.checksum is defined else "" }}'
+        '{{ model_sql_checksum() }}'
         || '|' || (select count(*) from {{ source('ops', 'key_rotations') }})::text
         || '|' || coalesce((
             select string_agg(codes::text, ';' order by codes::text)

@@ -25,9 +25,9 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from misuse_warehouse import runtime, settings
+from misuse_warehouse.months import first_day, parse_month
 from misuse_warehouse.orchestration import TIMEZONE
 from misuse_warehouse.ports import free_port
-from misuse_warehouse.simulate.months import first_day, parse_month
 
 DAG_ID = "monthly_pipeline"
 POLL_SECONDS = 2.0

@@ -21,7 +21,7 @@ console = Console()
 
 def _months(spec: str) -> list[str]:
     """`2024-04:2026-03` (inclusive) or a comma list."""
-    from misuse_warehouse.simulate.months import months_between
+    from misuse_warehouse.months import months_between
 
     if ":" not in spec:
         return [m.strip() for m in spec.split(",") if m.strip()]

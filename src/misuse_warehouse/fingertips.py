@@ -49,6 +49,7 @@ from urllib3.util.retry import Retry
 
 from misuse_warehouse import settings
 from misuse_warehouse.contracts import contract_for
+from misuse_warehouse.months import parse_month
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,6 @@ AREA_TYPES = (15, 6, 502)
 """England, regions, counties and unitary authorities from April 2023 (older vintages 402, 302, 202, 102)."""
 PARENT_AREA_TYPE = 15
 INDICATORS_SEED = settings.DBT_PROJECT_DIR / "seeds" / "ref_benchmark_indicators.csv"
-_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 # CSV header (lower case, single spaces) -> contract column. Two names for one column are the
 # old and new header variants.
@@ -525,8 +525,7 @@ def pull(
     Raises FingertipsApiError when the API cannot be reached at all (nothing is written); an
     indicator whose answer is wrong is refused on its own and listed in `refused`.
     """
-    if not _MONTH.match(month):
-        raise ValueError(f"not a YYYY-MM month: {month!r}")
+    parse_month(month)  # a ValueError names anything but YYYY-MM
     client = client or FingertipsClient()
     indicators = tuple(indicators if indicators is not None else load_indicators())
     out_dir = out_dir or pulled_dir()

@@ -280,7 +280,7 @@ def pull_police_recent(month: str, dag_run_id: str | None = None) -> dict[str, A
     with MISUSE_WAREHOUSE_POLICE_API=off (a warehouse that cannot reach the API) nothing is asked.
     """
     from misuse_warehouse import police
-    from misuse_warehouse.simulate.months import month_text, months_between, parse_month
+    from misuse_warehouse.months import month_text, months_between, parse_month
 
     if police.load_config().base_url == police.TURNED_OFF:
         log.warning(

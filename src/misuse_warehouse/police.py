@@ -32,7 +32,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Collection
@@ -50,6 +49,7 @@ from psycopg import sql
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from misuse_warehouse import settings
+from misuse_warehouse.months import parse_month
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +80,6 @@ KNOWN_OUTCOMES = frozenset(
 Point = tuple[float, float]
 """(latitude, longitude), WGS84."""
 Polygon = tuple[Point, ...]
-
-_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 
 COLUMNS = (
     "submission_id",
@@ -598,8 +596,7 @@ def pull(
     nothing parsed: the months before M are pulled again every run, and most come back unchanged) or
     `not_available`. Raises PoliceApiError when the API cannot give the month.
     """
-    if not _MONTH.match(month):
-        raise ValueError(f"not a YYYY-MM month: {month!r}")
+    parse_month(month)  # a ValueError names anything but YYYY-MM
     config = config or load_config()
     area = config.area(area_code)
     client = client or PoliceClient(config.base_url)

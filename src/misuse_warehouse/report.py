@@ -25,9 +25,9 @@ import psycopg
 from psycopg import sql
 
 from misuse_warehouse import roles, settings, warehouse
+from misuse_warehouse.months import parse_month
 
 _AREA = re.compile(r"^E[0-9]{8}$")
-_MONTH = re.compile(r"^[0-9]{4}-(0[1-9]|1[0-2])$")
 TREND_MONTHS = 12
 COLOURS = {"better": "#1b7837", "similar": "#8c8c8c", "worse": "#b2182b", None: "#4c72b0"}
 """Comparison colours; the word is always written beside them, never colour alone."""
@@ -501,8 +501,10 @@ def write_pack(conn: psycopg.Connection, area: str, month: str, out: Path | None
     """Write the pack's HTML and PNGs for one area and month; PackError when nothing is published for it."""
     if not _AREA.match(area or ""):
         raise PackError(f"not a GSS area code: {area!r} (e.g. E06000035)")
-    if not _MONTH.match(month or ""):
-        raise PackError(f"not a YYYY-MM month: {month!r}")
+    try:
+        parse_month(month or "")
+    except ValueError:
+        raise PackError(f"not a YYYY-MM month: {month!r}") from None
     exists = conn.execute("select to_regclass('marts.partnership_scorecard')").fetchone()[0]
     if not exists:
         raise PackError("nothing is published yet (marts.partnership_scorecard does not exist): run a month first")

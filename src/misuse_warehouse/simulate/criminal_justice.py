@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import random
 
-from .months import month_text
+from misuse_warehouse.months import month_text
+
 from .providers import AreaPlan
 from .rng import chance, poisson, stream
 from .schema import CJ_MEASURES

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 
-from .months import age_on, last_day, month_text, parse_month
+from misuse_warehouse.months import age_on, last_day, month_text, parse_month
 
 
 @dataclass

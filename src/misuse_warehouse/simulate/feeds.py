@@ -6,12 +6,13 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from misuse_warehouse.months import contiguous_months, first_day, fy_label, fy_start_year, month_text
+
 from .areas import area
 from .arrivals import stamp as stamp_arrivals
 from .criminal_justice import cj_return_rows, release_rows
 from .defects import apply_defects, check_names
 from .funding import grant_rows, ledger_rows, register_rows
-from .months import contiguous_months, first_day, fy_label, fy_start_year, month_text
 from .providers import AreaPlan, plan_for, treatment_providers
 from .schema import HEADERS
 from .treatment import Episode

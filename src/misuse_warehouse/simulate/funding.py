@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import random
 
-from .months import first_day, fy_label, fy_start_year, last_day, month_text
+from misuse_warehouse.months import first_day, fy_label, fy_start_year, last_day, month_text
+
 from .providers import CUT_FACTOR, GRANT, AreaPlan, Contract
 from .rng import chance, stream, sub_seed
 

@@ -13,7 +13,8 @@ import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from .months import age_on
+from misuse_warehouse.months import age_on
+
 from .rng import pick
 
 _FIRST = tuple(

@@ -31,9 +31,9 @@ from http.server import BaseHTTPRequestHandler
 from urllib.parse import parse_qs, urlsplit
 
 from misuse_warehouse import police
+from misuse_warehouse.months import month_text, parse_month
 from misuse_warehouse.simulate import serving
 from misuse_warehouse.simulate.areas import AREAS
-from misuse_warehouse.simulate.months import month_text, parse_month
 
 MAX_CRIMES = 10_000
 FIRST_MONTH = "2010-12"

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
+from misuse_warehouse.months import first_day, parse_month
+
 from .areas import Area
-from .months import first_day, parse_month
 from .rng import sub_seed
 
 NOVATION_DAY = date(2025, 1, 1)

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from .months import first_day, last_day
+from misuse_warehouse.months import first_day, last_day
+
 from .people import Person
 from .providers import Provider
 from .schema import SUCCESS

@@ -16,7 +16,8 @@ from collections import defaultdict
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from .months import add_months, age_on, days_in, first_day, month_of, parse_month
+from misuse_warehouse.months import add_months, age_on, days_in, first_day, month_of, parse_month
+
 from .people import WITHHELD, Person, Pool, new_person
 from .providers import NOVATION_DAY, AreaPlan, Service
 from .rng import chance, pick, poisson, short_hash, stream

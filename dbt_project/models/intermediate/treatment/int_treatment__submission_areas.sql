@@ -12,7 +12,7 @@
     post_hook="delete from {{ this }} where submission_id not in (select submission_id from {{ ref('stg_raw__submissions') }} where feed = 'treatment')",
 ) }}
 
-{%- set fingerprint = model.checksum.checksum if model is mapping and model.checksum is defined else '' %}
+{%- set fingerprint = model_sql_checksum() | trim %}
 
 with new_submissions as (
     select submission_id

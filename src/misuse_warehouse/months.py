@@ -1,4 +1,4 @@
-"""Month arithmetic on integer month indices.
+"""Month arithmetic on integer month indices, and the one check that a month is written YYYY-MM.
 
 The simulator works in whole reporting months, so a month is an ``int``
 (``year * 12 + month - 1``): ordering, ranges and "M-11" are plain integer
