@@ -188,11 +188,12 @@ def write_months(landing: Path) -> None:
 
 def figures(pipeline: Any, area: str, month: str, prefix: str = "F") -> dict[tuple[str, str], dict[str, Any]]:
     rows = pipeline.query(
-        """select kpi_code, breakdown, numerator, denominator, value, is_suppressed, is_provisional
+        """select kpi_code, breakdown, numerator, denominator, value, is_suppressed, is_provisional,
+                  source_submissions
            from marts.kpi_monthly where area_code = %s and month = %s and kpi_code like %s""",
         (area, f"{month}-01", f"{prefix}%"),
     )
-    names = ("numerator", "denominator", "value", "is_suppressed", "is_provisional")
+    names = ("numerator", "denominator", "value", "is_suppressed", "is_provisional", "source_submissions")
     return {(r[0], r[1]): dict(zip(names, r[2:], strict=True)) for r in rows}
 
 
@@ -239,6 +240,7 @@ def funding(pipeline: Any, tmp_path_factory: pytest.TempPathFactory, make_httpse
     )
     before = {
         "april": figures(pipeline, MEDWAY, "2025-04"),
+        "april_treatment": figures(pipeline, MEDWAY, "2025-04", prefix="T1"),
         "may": figures(pipeline, MEDWAY, "2025-05"),
         "march": figures(pipeline, MEDWAY, "2025-03"),
         "herefordshire": figures(pipeline, HEREFORDSHIRE, "2025-04"),
@@ -347,6 +349,15 @@ class TestFunding:
         assert ("F3_per_completion", "all") not in april
         # May has no treatment figures (no May treatment file): no F3
         assert ("F3_per_person", "all") not in funding["before"]["may"]
+
+    def test_f3_f4_rest_on_the_ledger_and_treatment_submissions(self, funding: dict) -> None:
+        april = funding["before"]["april"]
+        ledger = april[("F1_actual", "period=fytd")]["source_submissions"]
+        treatment = funding["before"]["april_treatment"][("T1", "all")]["source_submissions"]
+        expected = sorted(set(ledger) | set(treatment), key=int)
+        assert set(treatment) - set(ledger), "the treatment file is a submission of its own"
+        for kpi in ("F3_per_person", "F4"):
+            assert april[(kpi, "all")]["source_submissions"] == expected
 
     def test_f3_f4_hidden_over_one_to_four_persons(self, funding: dict) -> None:
         herefordshire = funding["before"]["herefordshire"]

@@ -1,6 +1,7 @@
--- Funding KPIs F1-F5 (kpis.md) before disclosure control, in the shape of
--- marts.kpi_monthly plus the disclosure columns the shared macro reads. Money
--- stays numeric(14, 2) until the published value.
+-- Funding KPIs F1, F2 and F5 (kpis.md) before disclosure control, in the shape
+-- of marts.kpi_monthly plus the disclosure columns the shared macro reads. Money
+-- stays numeric(14, 2) until the published value. F3 and F4 divide by treatment
+-- counts: int_kpi__funding_unit_costs, so this model need not wait for treatment.
 with ledger_lines as (
     select * from {{ ref('stg_funding__ledger_lines') }}
 ),
@@ -9,20 +10,12 @@ months as (
     select * from {{ ref('dim_month') }}
 ),
 
-service_lines as (
-    select * from {{ ref('dim_service_line') }}
-),
-
 contract_versions as (
     select * from {{ ref('int_funding__contract_versions') }}
 ),
 
 grant_allocations as (
     select * from {{ ref('fct_grant_allocations') }}
-),
-
-treatment_kpis as (
-    select * from {{ ref('int_kpi__treatment') }}
 ),
 
 -- areas' ledger months, whether every month from April to M is loaded
@@ -193,86 +186,6 @@ f2 as (
     where grant_allocations.previous_year_allocation_gbp > 0
 ),
 
--- F3, F4: year-to-date actual on treatment service lines, against T1 and the
--- T4 numerators at M (before disclosure control)
-treatment_spend as (
-    select
-        period_groups.area_code,
-        period_groups.month,
-        sum(period_groups.actual_gbp) as actual_gbp,
-        array_agg(distinct period_groups.submission_id::text) as source_submissions
-    from period_groups
-    inner join service_lines
-        on service_lines.service_line_id = period_groups.dimension_value
-    where period_groups.period = 'fytd' and period_groups.dimension = 'service_line' and service_lines.is_treatment
-    group by period_groups.area_code, period_groups.month
-),
-
-treatment_counts as (
-    select
-        area_code,
-        month,
-        max(value) filter (where kpi_code = 'T1' and breakdown = 'all') as persons_in_treatment,
-        max(value) filter (where kpi_code = 'T1' and breakdown = 'kpi_group=alcohol') as alcohol_persons,
-        sum(numerator) filter (where kpi_code = 'T4') as successful_completions,
-        count(*) filter (where kpi_code = 'T4') as t4_group_count,
-        -- every treatment KPI of an area-month carries the same submissions
-        (array_agg(source_submissions) filter (where kpi_code = 'T1' and breakdown = 'all'))[1] as source_submissions
-    from treatment_kpis
-    where kpi_code in ('T1', 'T4')
-    group by area_code, month
-),
-
-unit_costs as (
-    select
-        treatment_spend.area_code,
-        treatment_spend.month,
-        treatment_spend.actual_gbp,
-        treatment_counts.persons_in_treatment,
-        treatment_counts.alcohol_persons,
-        case when treatment_counts.t4_group_count > 0 then treatment_counts.successful_completions end
-            as successful_completions,
-        array(
-            select distinct unnest(treatment_spend.source_submissions || treatment_counts.source_submissions)::bigint
-            order by 1
-        )::text[] as source_submissions
-    from treatment_spend
-    inner join treatment_counts
-        on treatment_counts.area_code = treatment_spend.area_code
-        and treatment_counts.month = treatment_spend.month
-),
-
-f3 as (
-    select
-        area_code, month, 'F3_per_person' as kpi_code, 'all' as breakdown,
-        actual_gbp as numerator, persons_in_treatment as denominator,
-        round(actual_gbp / persons_in_treatment, 2) as value, source_submissions
-    from unit_costs
-    where persons_in_treatment > 0
-    union all
-    select
-        area_code, month, 'F3_per_completion', 'all',
-        actual_gbp, successful_completions,
-        round(actual_gbp / successful_completions, 2), source_submissions
-    from unit_costs
-    where successful_completions > 0
-),
-
--- £3 a £1 on alcohol treatment, £4 on drug treatment, split by the share of
--- persons in treatment who are alcohol-only (an estimate, kpis.md F4)
-f4 as (
-    select
-        area_code, month, 'F4' as kpi_code, 'all' as breakdown,
-        actual_gbp as numerator, persons_in_treatment as denominator,
-        round(
-            actual_gbp * (3 * alcohol_persons + 4 * (persons_in_treatment - alcohol_persons)) / persons_in_treatment,
-            2
-        ) as value,
-        source_submissions
-    from unit_costs
-    where persons_in_treatment > 0
-),
-
 -- F5: contracts in the register as at M whose effective end falls from the
 -- first day of M+1 to the last day of M+6 (decision 16)
 register_as_at as (
@@ -302,11 +215,6 @@ kpi_values as (
     select *, 'none' as disclosure_rule from f1
     union all
     select *, 'none' from f2
-    -- a unit cost over 1-4 persons would give the count away (spend is published in F1)
-    union all
-    select *, case when denominator between 1 and 4 then 'always' else 'none' end from f3
-    union all
-    select *, case when denominator between 1 and 4 then 'always' else 'none' end from f4
     union all
     select *, 'none' from f5
 )

@@ -1,6 +1,8 @@
 -- marts.kpi_monthly: the publication contract (kpis.md). The per-domain KPI
 -- models are unioned and pass once through the shared disclosure control.
-{%- set domain_kpi_models = ['int_kpi__treatment', 'int_kpi__funding', 'int_kpi__criminal_justice'] %}
+{%- set domain_kpi_models = [
+    'int_kpi__treatment', 'int_kpi__funding', 'int_kpi__funding_unit_costs', 'int_kpi__criminal_justice'
+] %}
 
 with domain_kpis as (
     {% for model_name in domain_kpi_models -%}
