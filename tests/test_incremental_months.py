@@ -82,6 +82,31 @@ def summarised_submissions(conn: psycopg.Connection) -> tuple[list[tuple], list[
     return built, direct
 
 
+LATEST_COLUMNS = (
+    "treatment_episode_id, provider_code, episode_id, person_key, area_code, age_at_referral, sex, ethnicity, "
+    "service_type, substance_group, primary_substance, injecting_status, referral_source, referral_date, "
+    "triage_date, first_intervention_date, modality, discharge_date, discharge_reason, top_start_days_used, "
+    "top_review_days_used, housing_problem"
+)
+
+
+def latest_versions(conn: psycopg.Connection) -> tuple[list[tuple], list[tuple]]:
+    """int_treatment__latest_episode_versions beside each episode's latest version found by sorting every one."""
+    built = conn.execute(
+        f"""select {LATEST_COLUMNS}, latest_submission_id, latest_submission_month, first_submission_month,
+                   version_count
+            from intermediate.int_treatment__latest_episode_versions order by 1"""
+    ).fetchall()
+    direct = conn.execute(
+        f"""select distinct on (treatment_episode_id) {LATEST_COLUMNS}, submission_id, submission_month,
+                   min(submission_month) over episode, count(*) over episode
+            from staging.stg_treatment__episode_versions
+            window episode as (partition by treatment_episode_id)
+            order by treatment_episode_id, submission_month desc"""
+    ).fetchall()
+    return built, direct
+
+
 def split(rows: set[tuple], first_month: Any) -> tuple[set[tuple], set[tuple]]:
     return {r for r in rows if r[0] < first_month}, {r for r in rows if r[0] >= first_month}
 
@@ -120,12 +145,14 @@ def monthly_builds(pipeline: Any, landing: Path, tmp_path_factory: pytest.TempPa
         dbt_build(pipeline.url, target)
         with psycopg.connect(pipeline.url, autocommit=True) as conn:
             built, first, summaries = snapshot(conn), rebuild_from(conn), summarised_submissions(conn)
+            latest = latest_versions(conn)
         builds.append(
             {
                 "month": month,
                 "first": first,
                 "built": built,
                 "summaries": summaries,
+                "latest": latest,
                 "full": full_refresh_rows(pipeline.url, target),
             }
         )
@@ -151,6 +178,15 @@ def test_each_build_summarises_the_new_submissions_and_keeps_the_others(monthly_
         assert built == direct, build["month"]
     first, second = (build["summaries"][0] for build in monthly_builds)
     assert set(first) < set(second), "the first month's summaries were not kept"
+
+
+def test_each_build_merges_the_new_files_into_the_latest_versions(monthly_builds: list[dict[str, Any]]) -> None:
+    for build in monthly_builds:
+        built, direct = build["latest"]
+        assert built == direct, build["month"]
+    first, second = (build["latest"][0] for build in monthly_builds)
+    assert [row for row in second if row[-1] == 2], "no episode's second month was merged"
+    assert {row[0] for row in first} < {row[0] for row in second}
 
 
 def test_a_key_rotation_or_an_old_resubmission_rebuilds_every_month(
@@ -180,6 +216,11 @@ def test_a_key_rotation_or_an_old_resubmission_rebuilds_every_month(
             new = conn.execute(f"select distinct build_fingerprint from intermediate.{model}").fetchall()
             assert len(new) == 1 and new != old_fingerprint, model
         built = snapshot(conn)
+        latest, direct = latest_versions(conn)
+        assert latest == direct
+        assert conn.execute(
+            "select count(distinct build_fingerprint) from intermediate.int_treatment__latest_episode_versions"
+        ).fetchone() == (1,), "an episode was not read again"
     assert built == full_refresh_rows(url, tmp_path)
 
     # a corrected file for the latest month: the months from its S-11 are recomputed
@@ -204,6 +245,11 @@ def test_a_key_rotation_or_an_old_resubmission_rebuilds_every_month(
     with psycopg.connect(url, autocommit=True) as conn:
         summarised, direct = summarised_submissions(conn)
     assert summarised == direct, "the corrected file's summary, without the submission it replaced"
+    with psycopg.connect(url, autocommit=True) as conn:
+        latest, direct = latest_versions(conn)
+    assert latest == direct, "the restated file's episodes read again"
+    corrected_episode = next(row for row in latest if row[0] == f"{fields[1]}:{fields[2]}")
+    assert corrected_episode[20] == 0, "the corrected TOP review is the episode's latest version"
     full = full_refresh_rows(url, tmp_path)
     for model in MODELS:
         kept, rebuilt = split(now[model], first_month)
