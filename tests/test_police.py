@@ -397,6 +397,15 @@ def test_pull_police_says_not_available_for_every_area(httpserver: HTTPServer, m
     assert set(summary["areas"]) == {"E06000035", "E06000019", "E10000034", "E06000022", "E06000018"}
 
 
+def test_a_run_asks_for_the_published_months_once(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The run for M tries M and the months before it; the list of published months serves them all."""
+    _dates(httpserver, "2025-01")
+    monkeypatch.setenv(police.BASE_URL_ENV, httpserver.url_for("/api"))
+    summary = pipeline.pull_police_recent("2025-04", "test-run")
+    assert summary["not_available"] == ["2025-02", "2025-03", "2025-04"] and summary["pulled"] == []
+    assert [r.path for r, _ in httpserver.log] == ["/api/crimes-street-dates"]
+
+
 # --- configuration and the demo's simulated API ----------------------------------------------
 
 
@@ -469,3 +478,5 @@ def test_the_pull_can_be_turned_off_and_an_unreachable_api_says_so(monkeypatch: 
     monkeypatch.setattr(police, "PoliceClient", functools.partial(police.PoliceClient, sleep=lambda _: None))
     with pytest.raises(police.PoliceApiError, match="turn the pull off with MISUSE_WAREHOUSE_POLICE_API=off"):
         pipeline.pull_police("2025-03")
+    with pytest.raises(police.PoliceApiError, match="turn the pull off with MISUSE_WAREHOUSE_POLICE_API=off"):
+        pipeline.pull_police_recent("2025-03")

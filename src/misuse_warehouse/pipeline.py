@@ -11,10 +11,13 @@ import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from misuse_warehouse import faults, file_checks, gate, loader, migrations, observe, publish, roles, settings, warehouse
 from misuse_warehouse.refusal import Refusal
+
+if TYPE_CHECKING:
+    from misuse_warehouse import police
 
 log = logging.getLogger(__name__)
 
@@ -218,23 +221,39 @@ def report_file(path: Path) -> Path | None:
     return None
 
 
-def pull_police(month: str, dag_run_id: str | None = None) -> dict[str, Any]:
+def published_police_months(client: police.PoliceClient) -> list[str]:
+    """The months the police API lists as published; an unreachable API's error says how to turn the pull off."""
+    from misuse_warehouse import police
+
+    try:
+        return client.available_months()
+    except police.PoliceApiError as error:
+        hint = f"without access to the API, turn the pull off with {police.BASE_URL_ENV}={police.TURNED_OFF}"
+        raise police.PoliceApiError(error.area, error.month, error.url, f"{error.problem}; {hint}") from error
+
+
+def pull_police(
+    month: str,
+    dag_run_id: str | None = None,
+    *,
+    config: police.PoliceConfig | None = None,
+    client: police.PoliceClient | None = None,
+    published: list[str] | None = None,
+) -> dict[str, Any]:
     """Street crimes of every configured area for the month, from data.police.uk (or the demo's stand-in).
 
     A month the API has not published yet gives `status` `not_available` (the DAG task skips and the
     next run tries again); otherwise `status` is `pulled` and `areas` holds each area's result
     (loaded or duplicate, counts, unknown outcome texts). One area failing does not stop the others
-    from loading; the task then fails naming every area that failed.
+    from loading; the task then fails naming every area that failed. `config`, `client` and
+    `published` (the API's published months) are read here unless the caller has them.
     """
     from misuse_warehouse import police
 
-    config = police.load_config()
-    client = police.PoliceClient(config.base_url)
-    try:
-        published = client.available_months()
-    except police.PoliceApiError as error:
-        hint = f"without access to the API, turn the pull off with {police.BASE_URL_ENV}={police.TURNED_OFF}"
-        raise police.PoliceApiError(error.area, error.month, error.url, f"{error.problem}; {hint}") from error
+    config = config or police.load_config()
+    client = client or police.PoliceClient(config.base_url)
+    if published is None:
+        published = published_police_months(client)
     summary: dict[str, Any] = {"month": month, "base_url": config.base_url, "areas": {}}
     if month not in published:
         latest = max(published, default=None)
@@ -282,13 +301,17 @@ def pull_police_recent(month: str, dag_run_id: str | None = None) -> dict[str, A
     from misuse_warehouse import police
     from misuse_warehouse.months import month_text, months_between, parse_month
 
-    if police.load_config().base_url == police.TURNED_OFF:
+    config = police.load_config()
+    if config.base_url == police.TURNED_OFF:
         log.warning(
             "police: the pull is turned off (%s=%s): no street crime this run", police.BASE_URL_ENV, police.TURNED_OFF
         )
         return {"months": {}, "pulled": [], "not_available": [], "turned_off": True}
     months = months_between(month_text(parse_month(month) - POLICE_LOOKBACK_MONTHS), month)
-    summaries = {m: pull_police(m, dag_run_id) for m in months}
+    # one configuration, one client (its rate limit) and one look at the published months for the run
+    client = police.PoliceClient(config.base_url)
+    published = published_police_months(client)
+    summaries = {m: pull_police(m, dag_run_id, config=config, client=client, published=published) for m in months}
     return {
         "months": summaries,
         "pulled": [m for m, s in summaries.items() if s["status"] == "pulled"],
