@@ -82,39 +82,67 @@ reread_episodes as (
 ),
 
 -- read twice below: not materialized, so neither read copies the versions to disk
-reread_versions as not materialized (
-    select versions.*
+versions_read as not materialized (
+    -- every current version of the episodes read again (all of them after a key rotation or new SQL)
+    select versions.*, true as is_reread
     from {{ ref('stg_treatment__episode_versions') }} as versions
     where (select is_rebuilt from previous)
     union all
-    select versions.*
+    select versions.*, true
     from {{ ref('stg_treatment__episode_versions') }} as versions
     where not (select is_rebuilt from previous)
         and exists (select 1 from replaced_submissions)
         and versions.treatment_episode_id in (select treatment_episode_id from reread_episodes)
-),
-
-new_versions as (
-    select versions.*
+    union all
+    -- the new files' versions of every other episode, merged with its row below
+    select versions.*, false
     from {{ ref('stg_treatment__episode_versions') }} as versions
     where versions.submission_id = any (array(select submission_id from new_submissions))
         and not (select is_rebuilt from previous)
         and versions.treatment_episode_id not in (select treatment_episode_id from reread_episodes)
 ),
 
--- each episode's row so far and its latest new version: the later one stands,
--- the months and their count add up (an episode has one version a month)
-new_version_months as (
+{% else %}
+
+versions_read as not materialized (
+    select *, true as is_reread from {{ ref('stg_treatment__episode_versions') }}
+),
+
+{% endif %}
+
+-- an episode's latest version is the one of its latest month: found by
+-- aggregating narrow keys instead of sorting every version whole
+version_months as (
     select
         treatment_episode_id,
         max(submission_month) as latest_submission_month,
         min(submission_month) as first_submission_month,
-        count(*) as version_count
-    from new_versions
+        count(*) as version_count,
+        bool_and(is_reread) as is_reread
+    from versions_read
     group by treatment_episode_id
 ),
 
-merge_candidates as (
+latest_read as (
+    select
+        versions_read.treatment_episode_id,
+        {% for column in version_columns %}versions_read.{{ column }},{% endfor %}
+        versions_read.submission_id as latest_submission_id,
+        versions_read.submission_month as latest_submission_month,
+        version_months.first_submission_month,
+        version_months.version_count
+    from versions_read
+    inner join version_months
+        on version_months.treatment_episode_id = versions_read.treatment_episode_id
+        and version_months.latest_submission_month = versions_read.submission_month
+),
+
+-- with an episode's row so far, the later month's version stands and the months
+-- add up (an episode has one version a month)
+candidates as (
+    select * from latest_read
+    {% if is_incremental() %}
+    union all
     select
         treatment_episode_id,
         {% for column in version_columns %}{{ column }},{% endfor %}
@@ -123,79 +151,20 @@ merge_candidates as (
         first_submission_month,
         version_count
     from {{ this }}
-    where treatment_episode_id in (select treatment_episode_id from new_version_months)
-    union all
-    select
-        new_versions.treatment_episode_id,
-        {% for column in version_columns %}new_versions.{{ column }},{% endfor %}
-        new_versions.submission_id,
-        new_versions.submission_month,
-        new_version_months.first_submission_month,
-        new_version_months.version_count
-    from new_versions
-    inner join new_version_months
-        on new_version_months.treatment_episode_id = new_versions.treatment_episode_id
-        and new_version_months.latest_submission_month = new_versions.submission_month
-),
-
-merged as (
-    select distinct on (treatment_episode_id)
-        treatment_episode_id,
-        {% for column in version_columns %}{{ column }},{% endfor %}
-        latest_submission_id,
-        latest_submission_month,
-        min(first_submission_month) over episode as first_submission_month,
-        (sum(version_count) over episode)::bigint as version_count
-    from merge_candidates
-    window episode as (partition by treatment_episode_id)
-    order by treatment_episode_id, latest_submission_month desc
-),
-
-{% else %}
-
-reread_versions as not materialized (
-    select * from {{ ref('stg_treatment__episode_versions') }}
-),
-
-{% endif %}
-
--- an episode's latest version is the one of its latest month: found by
--- aggregating narrow keys instead of sorting every version whole
-reread_version_months as (
-    select
-        treatment_episode_id,
-        max(submission_month) as latest_submission_month,
-        min(submission_month) as first_submission_month,
-        count(*) as version_count
-    from reread_versions
-    group by treatment_episode_id
-),
-
-reread as (
-    select
-        reread_versions.treatment_episode_id,
-        {% for column in version_columns %}reread_versions.{{ column }},{% endfor %}
-        reread_versions.submission_id as latest_submission_id,
-        reread_versions.submission_month as latest_submission_month,
-        reread_version_months.first_submission_month,
-        reread_version_months.version_count
-    from reread_versions
-    inner join reread_version_months
-        on reread_version_months.treatment_episode_id = reread_versions.treatment_episode_id
-        and reread_version_months.latest_submission_month = reread_versions.submission_month
-),
-
-episodes as (
-    select * from reread
-    {% if is_incremental() %}
-    union all
-    select * from merged
+    where treatment_episode_id in (select treatment_episode_id from version_months where not is_reread)
     {% endif %}
 )
 
-select
-    episodes.*,
+select distinct on (treatment_episode_id)
+    treatment_episode_id,
+    {% for column in version_columns %}{{ column }},{% endfor %}
+    latest_submission_id,
+    latest_submission_month,
+    min(first_submission_month) over episode as first_submission_month,
+    (sum(version_count) over episode)::bigint as version_count,
     build.built_through_submission_id,
     build.build_fingerprint
-from episodes
+from candidates
 cross join build
+window episode as (partition by treatment_episode_id)
+order by treatment_episode_id, latest_submission_month desc
