@@ -155,6 +155,7 @@ candidates as (
     {% endif %}
 )
 
+{% if is_incremental() %}
 select distinct on (treatment_episode_id)
     treatment_episode_id,
     {% for column in version_columns %}{{ column }},{% endfor %}
@@ -168,3 +169,9 @@ from candidates
 cross join build
 window episode as (partition by treatment_episode_id)
 order by treatment_episode_id, latest_submission_month desc
+{% else %}
+-- a first build read every version: one row per episode already
+select candidates.*, build.built_through_submission_id, build.build_fingerprint
+from candidates
+cross join build
+{% endif %}
