@@ -31,15 +31,18 @@
     {{- model.checksum.checksum if model is mapping and model.checksum is defined else '' -}}
 {%- endmacro %}
 
-{#- What, besides new files, changes every month's rows. -#}
-{% macro treatment_build_fingerprint() -%}
+{#- What, besides new files, changes every row: the model's SQL, a key rotation (every person_id
+    changes) and, for the month-keyed models, the reporting codes. -#}
+{% macro treatment_build_fingerprint(reporting_codes=true) -%}
     (select md5(
         '{{ model_sql_checksum() }}'
         || '|' || (select count(*) from {{ source('ops', 'key_rotations') }})::text
+        {%- if reporting_codes %}
         || '|' || coalesce((
             select string_agg(codes::text, ';' order by codes::text)
             from {{ ref('int_areas__reporting_codes') }} as codes
         ), '')
+        {%- endif %}
     ))
 {%- endmacro %}
 

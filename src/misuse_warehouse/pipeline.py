@@ -221,17 +221,6 @@ def report_file(path: Path) -> Path | None:
     return None
 
 
-def published_police_months(client: police.PoliceClient) -> list[str]:
-    """The months the police API lists as published; an unreachable API's error says how to turn the pull off."""
-    from misuse_warehouse import police
-
-    try:
-        return client.available_months()
-    except police.PoliceApiError as error:
-        hint = f"without access to the API, turn the pull off with {police.BASE_URL_ENV}={police.TURNED_OFF}"
-        raise police.PoliceApiError(error.area, error.month, error.url, f"{error.problem}; {hint}") from error
-
-
 def pull_police(
     month: str,
     dag_run_id: str | None = None,
@@ -253,7 +242,7 @@ def pull_police(
     config = config or police.load_config()
     client = client or police.PoliceClient(config.base_url)
     if published is None:
-        published = published_police_months(client)
+        published = police.available_months(client)
     summary: dict[str, Any] = {"month": month, "base_url": config.base_url, "areas": {}}
     if month not in published:
         latest = max(published, default=None)
@@ -310,7 +299,7 @@ def pull_police_recent(month: str, dag_run_id: str | None = None) -> dict[str, A
     months = months_between(month_text(parse_month(month) - POLICE_LOOKBACK_MONTHS), month)
     # one configuration, one client (its rate limit) and one look at the published months for the run
     client = police.PoliceClient(config.base_url)
-    published = published_police_months(client)
+    published = police.available_months(client)
     summaries = {m: pull_police(m, dag_run_id, config=config, client=client, published=published) for m in months}
     return {
         "months": summaries,

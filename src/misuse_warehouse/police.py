@@ -538,8 +538,12 @@ def _decimal(value: Any) -> Decimal | None:
 
 
 def available_months(client: PoliceClient | None = None) -> list[str]:
-    """Published months, from `crimes-street-dates`."""
-    return (client or PoliceClient(load_config().base_url)).available_months()
+    """Published months, from `crimes-street-dates`; an unreachable API's error says how to turn the pull off."""
+    try:
+        return (client or PoliceClient(load_config().base_url)).available_months()
+    except PoliceApiError as error:
+        hint = f"without access to the API, turn the pull off with {BASE_URL_ENV}={TURNED_OFF}"
+        raise PoliceApiError(error.area, error.month, error.url, f"{error.problem}; {hint}") from error
 
 
 def not_available(area_code: str, month: str, latest: str | None = None) -> dict[str, Any]:

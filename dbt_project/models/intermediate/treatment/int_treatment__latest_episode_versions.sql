@@ -24,10 +24,7 @@
 with build as (
     select
         {{ treatment_built_through() }} as built_through_submission_id,
-        md5(
-            '{{ model_sql_checksum() }}'
-            || '|' || (select count(*) from {{ source('ops', 'key_rotations') }})::text
-        ) as build_fingerprint
+        {{ treatment_build_fingerprint(reporting_codes=false) }} as build_fingerprint
 ),
 
 current_submissions as (
