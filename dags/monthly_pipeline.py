@@ -2,7 +2,8 @@
 task per model) → mart gate → publish → deadline check (late-feed alerts) and run report.
 
 The reporting month is the run's data interval (a calendar month, Europe/London), never the
-wall clock. The `landing` param points the run at any folder in the landing layout.
+wall clock. The `landing` param points the run at any folder in the landing layout; `catch_up_from`
+makes it a catch-up run, landing every month from that one to the run's own before one build.
 Logic lives in `misuse_warehouse.pipeline`; this file only wires tasks.
 """
 
@@ -28,7 +29,15 @@ MARTS = Asset(orchestration.MARTS_ASSET_NAME)
     catchup=False,
     max_active_runs=1,
     default_args=orchestration.DEFAULT_ARGS,
-    params={"landing": Param(None, type=["null", "string"], description="landing folder")},
+    params={
+        "landing": Param(None, type=["null", "string"], description="landing folder"),
+        "catch_up_from": Param(
+            None,
+            type=["null", "string"],
+            pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+            description="first month YYYY-MM of a catch-up run: every month from it to the run's month, one build",
+        ),
+    },
     tags=["misuse-warehouse", "monthly"],
     doc_md=__doc__,
 )
@@ -49,7 +58,8 @@ def monthly_pipeline() -> None:
     def discover(month: str) -> list[list[str]]:
         from misuse_warehouse import pipeline
 
-        return pipeline.discover_feeds(get_current_context()["params"].get("landing"), month)
+        params = get_current_context()["params"]
+        return pipeline.discover_feeds(params.get("landing"), month, params.get("catch_up_from"))
 
     # one task per feed: its files are gated together (GX costs per run) and each loaded or refused alone
     @task(max_active_tis_per_dagrun=2, map_index_template="{{ feed }}")
@@ -64,7 +74,8 @@ def monthly_pipeline() -> None:
     def pull_police(month: str) -> dict:
         from misuse_warehouse import pipeline
 
-        summary = pipeline.pull_police_recent(month, get_current_context()["run_id"])
+        context = get_current_context()
+        summary = pipeline.pull_police_recent(month, context["run_id"], context["params"].get("catch_up_from"))
         if summary["turned_off"]:
             raise AirflowSkipException("the police pull is turned off (MISUSE_WAREHOUSE_POLICE_API=off)")
         if not summary["pulled"]:

@@ -69,10 +69,12 @@ class Pipeline:
         for folder in (settings.quarantine_dir(), settings.archive_dir()):
             shutil.rmtree(folder, ignore_errors=True)
 
-    def run_month(self, landing: Path, month: str, expect_success: bool = True) -> Any:
+    def run_month(
+        self, landing: Path, month: str, expect_success: bool = True, catch_up_from: str | None = None
+    ) -> Any:
         from misuse_warehouse import runner
 
-        result = runner.run_month(month, landing)
+        result = runner.run_month(month, landing, catch_up_from)
         if expect_success and not result.succeeded:
             raise AssertionError(f"run for {month} ended {result.state}: {result.task_states}")
         return result
@@ -144,6 +146,7 @@ LONGEST_FIRST = (
     "test_kpi_treatment.py",
     "test_kpi_criminal_justice.py",
     "test_incremental_months.py",
+    "test_catch_up.py",
     "test_bad_files_dag.py",
     "test_benchmarks.py",
     "test_governance.py",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from misuse_warehouse import faults, file_checks, gate, loader, migrations, observe, publish, roles, settings, warehouse
+from misuse_warehouse.months import month_text, months_between, parse_month
 from misuse_warehouse.refusal import Refusal
 
 if TYPE_CHECKING:
@@ -64,11 +65,29 @@ def discover(landing: str | None, month: str) -> list[str]:
     return files
 
 
-def discover_feeds(landing: str | None, month: str) -> list[list[str]]:
-    """The month's files (`discover`) grouped by feed: the DAG ingests each feed's files in one task."""
+def run_months(month: str, catch_up_from: str | None = None) -> list[str]:
+    """The reporting months a run lands: its own, or every month from `catch_up_from` to its own.
+
+    A catch-up run takes a backlog in with one build: a partnership's history when it joins, or
+    the months missed while the pipeline was down (decision 14 of the data dictionary).
+    """
+    if not catch_up_from:
+        return [month]
+    if parse_month(catch_up_from) > parse_month(month):
+        raise ValueError(f"catch_up_from {catch_up_from} is after the run's reporting month {month}")
+    return months_between(catch_up_from, month)
+
+
+def discover_feeds(landing: str | None, month: str, catch_up_from: str | None = None) -> list[list[str]]:
+    """The run's files (`discover`, each month of `run_months`) grouped by feed, oldest month first.
+
+    The DAG ingests each feed's files in one task, in that order, so a file is always checked
+    against the submissions of the months before it.
+    """
     feeds: dict[str, list[str]] = {}
-    for path in discover(landing, month):
-        feeds.setdefault(Path(path).parent.parent.name, []).append(path)
+    for each in run_months(month, catch_up_from):
+        for path in discover(landing, each):
+            feeds.setdefault(Path(path).parent.parent.name, []).append(path)
     return list(feeds.values())
 
 
@@ -279,8 +298,8 @@ def pull_police(
 POLICE_LOOKBACK_MONTHS = 2
 
 
-def pull_police_recent(month: str, dag_run_id: str | None = None) -> dict[str, Any]:
-    """Police data for M and the two months before it, each pulled once it is published.
+def pull_police_recent(month: str, dag_run_id: str | None = None, catch_up_from: str | None = None) -> dict[str, Any]:
+    """Police data for M and the two months before it (a catch-up run: before its first), each once published.
 
     data.police.uk publishes a month several weeks late, so the run for M usually finds M
     missing; the months before it are tried again (a month already loaded with the same bytes
@@ -288,7 +307,6 @@ def pull_police_recent(month: str, dag_run_id: str | None = None) -> dict[str, A
     with MISUSE_WAREHOUSE_POLICE_API=off (a warehouse that cannot reach the API) nothing is asked.
     """
     from misuse_warehouse import police
-    from misuse_warehouse.months import month_text, months_between, parse_month
 
     config = police.load_config()
     if config.base_url == police.TURNED_OFF:
@@ -296,7 +314,8 @@ def pull_police_recent(month: str, dag_run_id: str | None = None) -> dict[str, A
             "police: the pull is turned off (%s=%s): no street crime this run", police.BASE_URL_ENV, police.TURNED_OFF
         )
         return {"months": {}, "pulled": [], "not_available": [], "turned_off": True}
-    months = months_between(month_text(parse_month(month) - POLICE_LOOKBACK_MONTHS), month)
+    first = run_months(month, catch_up_from)[0]
+    months = months_between(month_text(parse_month(first) - POLICE_LOOKBACK_MONTHS), month)
     # one configuration, one client (its rate limit) and one look at the published months for the run
     client = police.PoliceClient(config.base_url)
     published = police.available_months(client)
