@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from misuse_warehouse import pipeline as monthly_pipeline
+from misuse_warehouse.months import run_months
 from misuse_warehouse.simulate import write_feeds
 
 AREA = "E06000035"  # Medway
@@ -17,10 +18,23 @@ FIGURES = """select area_code, month, kpi_code, breakdown, numerator, denominato
 
 
 def test_a_run_lands_its_month_or_every_month_of_its_catch_up() -> None:
-    assert monthly_pipeline.run_months("2025-03") == ["2025-03"]
-    assert monthly_pipeline.run_months("2025-03", "2024-12") == ["2024-12", "2025-01", "2025-02", "2025-03"]
+    assert run_months("2025-03") == ["2025-03"]
+    assert run_months("2025-03", "2024-12") == ["2024-12", "2025-01", "2025-02", "2025-03"]
     with pytest.raises(ValueError, match="catch_up_from 2025-04 is after the run's reporting month 2025-03"):
-        monthly_pipeline.run_months("2025-03", "2025-04")
+        run_months("2025-03", "2025-04")
+
+
+def test_the_cli_refuses_a_catch_up_that_starts_after_its_month() -> None:
+    from typer.testing import CliRunner
+
+    from misuse_warehouse.cli import app
+
+    result = CliRunner().invoke(app, ["run", "--month", "2025-03", "--catch-up-from", "2025-13"])
+    assert result.exit_code == 2
+    assert "not a YYYY-MM month: '2025-13'" in result.output
+    result = CliRunner().invoke(app, ["run", "--month", "2025-03", "--catch-up-from", "2025-04"])
+    assert result.exit_code == 2
+    assert "is after the run's reporting month 2025-03" in result.output
 
 
 def test_a_catch_up_discovers_each_feed_oldest_month_first(tmp_path: Path) -> None:

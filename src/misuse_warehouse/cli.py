@@ -83,6 +83,13 @@ def run(
 ) -> None:
     """Process one reporting month through the monthly DAG (dag.test), or a backlog in one catch-up run."""
     from misuse_warehouse import pseudonymise, runtime
+    from misuse_warehouse.months import run_months
+
+    try:
+        run_months(month, catch_up_from)
+    except ValueError as wrong:
+        console.print(f"[red]{wrong}[/]")
+        raise typer.Exit(2) from wrong
 
     runtime.configure()  # the secret may come from an Airflow secrets backend
     try:

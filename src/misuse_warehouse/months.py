@@ -33,6 +33,19 @@ def months_between(first: str, last: str) -> list[str]:
     return [month_text(i) for i in range(parse_month(first), parse_month(last) + 1)]
 
 
+def run_months(month: str, catch_up_from: str | None = None) -> list[str]:
+    """The reporting months a pipeline run lands: its own, or every month from `catch_up_from` to its own.
+
+    A catch-up run takes a backlog in with one build: a partnership's history when it joins, or
+    the months missed while the pipeline was down (decision 14 of the data dictionary).
+    """
+    if not catch_up_from:
+        return [month]
+    if parse_month(catch_up_from) > parse_month(month):
+        raise ValueError(f"catch_up_from {catch_up_from} is after the run's reporting month {month}")
+    return months_between(catch_up_from, month)
+
+
 def month_of(day: date) -> int:
     return day.year * 12 + day.month - 1
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from misuse_warehouse import faults, file_checks, gate, loader, migrations, observe, publish, roles, settings, warehouse
-from misuse_warehouse.months import month_text, months_between, parse_month
+from misuse_warehouse.months import month_text, months_between, parse_month, run_months
 from misuse_warehouse.refusal import Refusal
 
 if TYPE_CHECKING:
@@ -63,19 +63,6 @@ def discover(landing: str | None, month: str) -> list[str]:
     )
     log.info("%d files for %s in %s", len(files), month, root)
     return files
-
-
-def run_months(month: str, catch_up_from: str | None = None) -> list[str]:
-    """The reporting months a run lands: its own, or every month from `catch_up_from` to its own.
-
-    A catch-up run takes a backlog in with one build: a partnership's history when it joins, or
-    the months missed while the pipeline was down (decision 14 of the data dictionary).
-    """
-    if not catch_up_from:
-        return [month]
-    if parse_month(catch_up_from) > parse_month(month):
-        raise ValueError(f"catch_up_from {catch_up_from} is after the run's reporting month {month}")
-    return months_between(catch_up_from, month)
 
 
 def discover_feeds(landing: str | None, month: str, catch_up_from: str | None = None) -> list[list[str]]:
