@@ -285,6 +285,27 @@ def test_published_tables_carry_grants_and_policies(governed: Any) -> None:
     assert views and all(invoker for _, _, invoker in views), views
 
 
+def test_published_marts_keep_the_indexes_bi_queries_need(governed: Any) -> None:
+    """The swap renames schemas, so indexes dbt built in marts_next must still be there once published."""
+    indexed = governed.query(
+        """select t.relname, array_agg(a.attname::text order by k.ord)
+           from pg_index x
+           join pg_class t on t.oid = x.indrelid join pg_namespace n on n.oid = t.relnamespace
+           cross join lateral unnest(x.indkey) with ordinality as k(attnum, ord)
+           join pg_attribute a on a.attrelid = t.oid and a.attnum = k.attnum
+           where n.nspname = 'marts' and t.relname = any(%s)
+           group by t.relname, x.indexrelid""",
+        (["kpi_monthly", "fct_funding_ledger_lines", "partnership_scorecard"],),
+    )
+    assert {(table, tuple(columns)) for table, columns in indexed} >= {
+        ("kpi_monthly", ("area_code", "month", "kpi_code", "breakdown")),
+        ("kpi_monthly", ("kpi_code", "breakdown", "month")),
+        ("kpi_monthly", ("month",)),
+        ("fct_funding_ledger_lines", ("area_id", "month_id")),
+        ("partnership_scorecard", ("month_id",)),
+    }
+
+
 def test_a_published_view_applies_the_readers_policy(governed: Any) -> None:
     """Without security_invoker a view owned by the transformer would show an analyst every area."""
     with psycopg.connect(governed.url, autocommit=True) as conn:
