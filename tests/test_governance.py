@@ -301,6 +301,7 @@ def test_published_marts_keep_the_indexes_bi_queries_need(governed: Any) -> None
         ("kpi_monthly", ("area_code", "month", "kpi_code", "breakdown")),
         ("kpi_monthly", ("kpi_code", "breakdown", "month")),
         ("kpi_monthly", ("month",)),
+        ("kpi_monthly", ("area_code", "kpi_code", "breakdown", "month")),
         ("fct_funding_ledger_lines", ("area_id", "month_id")),
         ("partnership_scorecard", ("month_id",)),
     }
