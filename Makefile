@@ -89,7 +89,7 @@ bench-incremental: install manifest
 	$(BENCH)/bench_incremental.py
 
 bench-bi: install manifest
-	$(BENCH)/bench_bi_queries.py
+	$(BENCH)/bench_bi_queries.py --national
 
 bench-e2e: install manifest
 	$(BENCH)/bench_e2e.py

@@ -9,8 +9,8 @@ a warm-up pass. Run as `bi_reader` (every area) and as `analyst_medway` (row-lev
 area), as those roles see `marts`.
 
 The warehouse is the 36-month one of bench_incremental.py (reduced volume: ten areas), or with
---national every area the simulator has (142) over the same 36 months, loaded and built once (about
-an hour here; BENCH_KEEP_HOME=1 keeps it for --home). --home reuses a warehouse kept by either,
+--national every area the simulator has (142) over the same 36 months, loaded and built once (19.5 min
+here the first time, 7.5 of them simulating; BENCH_KEEP_HOME=1 keeps it for --home). --home reuses a warehouse kept by either,
 else this script builds its own the same way.
 
 Run: .venv/bin/python bench/bench_bi_queries.py [--national] [--home DIR] [--rounds 50]
