@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import psycopg
+import pyarrow as pa
+import pytest
 from feeds import treatment_row, write_treatment_file
 
 from misuse_warehouse import loader, pseudonymise, settings
@@ -105,6 +107,39 @@ def test_pseudonym_is_hmac_sha256_of_the_attributor(db: psycopg.Connection, land
     _load(db, write_treatment_file(landing, "P0001", "2025-03", [treatment_row(client_initials=" ab ")]))
     stored = db.execute("select person_key from raw.treatment_episodes").fetchone()[0]
     assert stored == hmac.new(pseudonymise.secret(), b"AB|1980-01-01|m", hashlib.sha256).hexdigest()
+
+
+def test_person_keys_of_a_column_equal_person_key_of_each_row() -> None:
+    """The vectorised keys must never differ from the row-by-row definition, or people stop linking."""
+    initials = ["AB", " ab ", "xx", " Xx", None, "ß", "éa", "AB"]
+    dobs = ["1980-01-01", "1980-01-01", "1990-02-03", None, "1970-05-06", "2001-01-01", None, "1980-01-01"]
+    sexes = ["m", "m", "f", None, "f", "1", "2", "f"]
+    key = b"k" * 32
+    columns = [pa.chunked_array([values[:3], values[3:]], pa.string()) for values in (initials, dobs, sexes)]
+    expected = [
+        pseudonymise.person_key(key, i or "", d or "", s or "") for i, d, s in zip(initials, dobs, sexes, strict=True)
+    ]
+    assert pseudonymise.person_keys(key, *columns).to_pylist() == expected
+    assert expected[2] is expected[3] is None and expected[0] == expected[1] != expected[7]
+
+
+def test_fields_made_ahead_are_the_fields_made_in_line(landing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CopyFieldsAhead gives each file exactly copy_fields' result, in any order it is asked for."""
+    files = [
+        read_file(
+            write_treatment_file(
+                landing, f"P000{n}", "2025-03", [treatment_row(episode_id=f"E{n}{m}") for m in range(n)]
+            )
+        )
+        for n in range(1, 5)
+    ]
+    key = pseudonymise.secret()
+    in_line = {id(parsed): loader.copy_fields(parsed, key) for parsed in files}
+    with loader.CopyFieldsAhead(files, ahead=2) as ahead:
+        made = {id(parsed): ahead.fields(parsed) for parsed in [files[0], files[2], files[1], files[3]]}
+    assert {k: [f.to_pylist() for f in v] for k, v in made.items()} == {
+        k: [f.to_pylist() for f in v] for k, v in in_line.items()
+    }
 
 
 def test_stored_ages_are_postgres_ages(db: psycopg.Connection, landing: Path) -> None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,11 +26,15 @@ from misuse_warehouse import copy_text, faults, pseudonymise, settings, validati
 from misuse_warehouse.file_checks import MAX_EXAMPLES, ParsedFile, parse_file_name
 from misuse_warehouse.refusal import Finding, Refusal
 
-# Rows per COPY write: the server parses one batch while the next batch's pseudonyms are computed
-# (a national month loaded in 3.7-4.1 s in batches of 16,384 rows, 3.5 s of 1,024, 3.2-3.5 s of 512, 3.5 s of 256).
+# Rows per COPY write (a national month loaded in 3.7-4.1 s in batches of 16,384 rows, 3.5 s of 1,024,
+# 3.2-3.5 s of 512, 3.5 s of 256, when each batch's pseudonyms were computed just before it).
 COPY_BATCH_ROWS = 512
+# Files whose COPY fields are made ahead of the one loading (CopyFieldsAhead).
+FILES_AHEAD = 2
 # Values of these types may hold any character; the others passed a pattern of digits and dashes.
 _FREE_TEXT_TYPES = ("text", "code", "gss")
+
+Field = pa.Array | pa.ChunkedArray
 
 
 @dataclass(frozen=True)
@@ -119,9 +124,13 @@ def check_restatement(conn: psycopg.Connection, parsed: ParsedFile) -> None:
     )
 
 
-def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = None) -> Outcome:
+def load(
+    conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = None, fields: list[Field] | None = None
+) -> Outcome:
+    """Load the file as a new submission in one transaction. `fields` are its copy_fields, when made ahead."""
     contract, name = parsed.contract, parsed.name
-    key = pseudonymise.secret() if contract.attributor else b""
+    if fields is None:
+        fields = copy_fields(parsed, pseudonymise.secret() if contract.attributor else b"")
     with conn.transaction():
         conn.execute(
             "select pg_advisory_xact_lock(hashtext(%s))",
@@ -153,7 +162,7 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
             sql.Identifier("raw", contract.table), sql.SQL(", ").join(map(sql.Identifier, columns))
         )
         with conn.cursor().copy(copy) as writer:
-            for buffer in _copy_buffers(parsed, submission_id, key):
+            for buffer in _copy_buffers(submission_id, fields, parsed.row_count):
                 writer.write(buffer)
         faults.hold("copy")
         conn.execute(
@@ -174,29 +183,68 @@ def load(conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = 
     )
 
 
-def _copy_buffers(parsed: ParsedFile, submission_id: int, key: bytes) -> Iterator[memoryview]:
-    """The file's rows in COPY text format: submission, line, values, then pseudonym and ages.
+def copy_fields(parsed: ParsedFile, key: bytes) -> list[Field]:
+    """The file's COPY fields after the submission id: line, values, then pseudonym and ages.
 
-    Sent in batches, each with its pseudonyms computed just before: the server parses one batch
-    while the next is prepared.
+    The costly part of a load (the pseudonyms above all) and free of the database, so the next
+    file's can be made while this file's COPY runs (CopyFieldsAhead).
     """
     contract = parsed.contract
     table = parsed.table
-    fields = [pa.scalar(str(submission_id)), pc.cast(pa.array(parsed.line_numbers, pa.int64()), pa.string())]
+    fields: list[Field] = [pc.cast(pa.array(parsed.line_numbers, pa.int64()), pa.string())]
     fields += [
         copy_text.escaped(values) if column.type in _FREE_TEXT_TYPES else values
         for column, values in zip(contract.columns, table.columns, strict=True)
     ]
-    attributor, ages = [], []
-    if contract.attributor:  # then the pseudonym and the stored ages follow the values
+    if contract.attributor:
         attributor = [table.column(contract.attributor[role]) for role in ("initials", "dob", "sex")]
-        ages = [age_years(table.column(age.args[0]), table.column(age.args[1])) for age in contract.stored_ages]
-    for start in range(0, parsed.row_count, COPY_BATCH_ROWS):
-        batch = [f if isinstance(f, pa.Scalar) else f.slice(start, COPY_BATCH_ROWS) for f in fields]
-        if attributor:
-            keys = pseudonymise.person_keys(key, *(c.slice(start, COPY_BATCH_ROWS) for c in attributor))
-            batch += [keys, *(age.slice(start, COPY_BATCH_ROWS) for age in ages)]
-        yield from copy_text.rows(batch)
+        fields.append(pseudonymise.person_keys(key, *attributor))
+        fields += [age_years(table.column(age.args[0]), table.column(age.args[1])) for age in contract.stored_ages]
+    return fields
+
+
+def _copy_buffers(submission_id: int, fields: list[Field], row_count: int) -> Iterator[memoryview]:
+    """The rows in COPY text format, in batches: the server parses one while the next is joined."""
+    submission = pa.scalar(str(submission_id))
+    for start in range(0, row_count, COPY_BATCH_ROWS):
+        yield from copy_text.rows([submission, *(f.slice(start, COPY_BATCH_ROWS) for f in fields)])
+
+
+class CopyFieldsAhead:
+    """Makes the COPY fields of the next files in a thread while the current file's COPY runs.
+
+    Loading a file is the server parsing its COPY (one core) and, before it, the client making its
+    pseudonyms and text (the other core); file by file the two wait for each other. Give the
+    files in the order they will load; the key is asked for in the caller's thread, when the
+    first file with an attributor needs it.
+    """
+
+    def __init__(self, files: Sequence[ParsedFile], ahead: int = FILES_AHEAD) -> None:
+        self._pending = list(files)
+        self._ahead = ahead
+        self._made: dict[int, Future[list[Field]]] = {}
+        self._key: bytes | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy-fields")
+
+    def __enter__(self) -> CopyFieldsAhead:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._executor.shutdown(cancel_futures=True)
+
+    def fields(self, parsed: ParsedFile) -> list[Field]:
+        """`parsed`'s fields: made ahead when it was, else now; then the next files are started."""
+        if self._key is None and any(p.contract.attributor for p in [parsed, *self._pending]):
+            self._key = pseudonymise.secret()
+        made = self._made.pop(id(parsed), None)
+        self._pending = [p for p in self._pending if p is not parsed]
+        self._start_next()
+        return made.result() if made else copy_fields(parsed, self._key or b"")
+
+    def _start_next(self) -> None:
+        while self._pending and len(self._made) < self._ahead:
+            parsed = self._pending.pop(0)
+            self._made[id(parsed)] = self._executor.submit(copy_fields, parsed, self._key or b"")
 
 
 def age_years(born: pa.ChunkedArray, on: pa.ChunkedArray) -> pa.ChunkedArray:

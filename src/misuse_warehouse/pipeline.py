@@ -158,10 +158,12 @@ def _gate_and_load(conn: Any, intakes: list[_Intake], dag_run_id: str | None) ->
         intake.seconds += gate_seconds * weight / sum(weights)
         if not result.success:
             intake.refusal = result.refusal()
-    return [_land(conn, intake, dag_run_id) for intake in intakes]
+    loading = [i.parsed for i in intakes if i.waits_for_gate and i.refusal is None]
+    with loader.CopyFieldsAhead(loading) as ahead:
+        return [_land(conn, intake, dag_run_id, ahead) for intake in intakes]
 
 
-def _land(conn: Any, intake: _Intake, dag_run_id: str | None) -> dict[str, Any]:
+def _land(conn: Any, intake: _Intake, dag_run_id: str | None, ahead: loader.CopyFieldsAhead) -> dict[str, Any]:
     """Load the file or quarantine it, and record both in the ops tables."""
     from misuse_warehouse import register_check, validation_report
 
@@ -178,7 +180,7 @@ def _land(conn: Any, intake: _Intake, dag_run_id: str | None) -> dict[str, Any]:
                 raise intake.refusal
             loader.check_restatement(conn, parsed)
             warnings = parsed.warnings + register_check.provider_contract_warnings(conn, parsed)
-            outcome = loader.load(conn, parsed, dag_run_id)
+            outcome = loader.load(conn, parsed, dag_run_id, ahead.fields(parsed))
         except Refusal as refusal:
             outcome = loader.refuse(conn, file, refusal, dag_run_id)
             log.error("REFUSED %s: %s", file.name, outcome.message)
