@@ -5,8 +5,8 @@ Side by side in one run, alternating, several repetitions, median. Both write in
 table (`raw.treatment_episodes`, emptied before every repetition, its primary key in place):
 
 - loader: every file through `file_checks.read_file` (name, encoding, header, value types), then each
-  through `loader.load` (audit row, HMAC pseudonym and ages, COPY, archive), the next files' COPY
-  fields made ahead while one loads — what the `ingest` task does minus the GX gate.
+  through `loader.load` (audit row, HMAC pseudonym and ages, COPY, archive) in lanes over up to
+  `loader.LOAD_CONNECTIONS` connections — what the `ingest` task does minus the GX gate.
   Before each repetition the earlier submissions are made to look like other bytes, so every file
   loads as a resubmission (as a restating month would).
 - psql: one `psql` session with one `\\copy raw.treatment_episodes from <file>` per provider file, of
@@ -39,25 +39,33 @@ def psql_binary() -> str:
 
 
 def run_loader(files: list[Path]) -> tuple[float, float, int]:
-    """(seconds reading and checking, seconds loading, rows) for every file, one loader connection.
+    """(seconds reading and checking, seconds loading, rows) for every file.
 
-    As the ingest task does: every file read and checked first, then loaded in order, the next
-    files' COPY fields (pseudonyms, text) made ahead in a thread while the current one's COPY runs.
+    As the ingest task does: every file read and checked first, submission ids reserved in file
+    order, then the files loaded by `loader.in_lanes` on up to LOAD_CONNECTIONS connections.
     """
+    import psycopg
+
     from misuse_warehouse import file_checks, loader, roles, warehouse
 
-    with warehouse.connect(autocommit=True, role=roles.LOADER) as conn:
-        started = time.perf_counter()
-        parsed_files = [file_checks.read_file(path) for path in files]
-        parsed_at = time.perf_counter()
-        rows = 0
-        with loader.CopyFieldsAhead(parsed_files) as ahead:
-            for parsed in parsed_files:
-                outcome = loader.load(conn, parsed, "bench_load", ahead.fields(parsed))
-                if outcome.status != "loaded":
-                    raise RuntimeError(f"{parsed.path.name}: {outcome.status} {outcome.message}")
-                rows += outcome.rows
-    return parsed_at - started, time.perf_counter() - parsed_at, rows
+    def connect() -> psycopg.Connection:
+        return warehouse.connect(autocommit=True, role=roles.LOADER)
+
+    started = time.perf_counter()
+    parsed_files = [file_checks.read_file(path) for path in files]
+    parsed_at = time.perf_counter()
+    with connect() as conn:
+        ids = loader.reserve_submission_ids(conn, len(parsed_files))
+    outcomes = loader.in_lanes(
+        list(zip(parsed_files, ids, strict=True)),
+        lambda item: loader.lane(item[0]),
+        lambda conn, item: loader.load(conn, item[0], "bench_load", item[1]),
+        connect,
+    )
+    refused = [o for o in outcomes if o.status != "loaded"]
+    if refused:
+        raise RuntimeError(f"{refused[0].file}: {refused[0].status} {refused[0].message}")
+    return parsed_at - started, time.perf_counter() - parsed_at, sum(o.rows for o in outcomes)
 
 
 def export_rows(folder: Path) -> list[Path]:

@@ -123,23 +123,64 @@ def test_person_keys_of_a_column_equal_person_key_of_each_row() -> None:
     assert expected[2] is expected[3] is None and expected[0] == expected[1] != expected[7]
 
 
-def test_fields_made_ahead_are_the_fields_made_in_line(landing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """CopyFieldsAhead gives each file exactly copy_fields' result, in any order it is asked for."""
-    files = [
-        read_file(
-            write_treatment_file(
-                landing, f"P000{n}", "2025-03", [treatment_row(episode_id=f"E{n}{m}") for m in range(n)]
-            )
+def test_lanes_keep_each_lanes_order_on_one_connection(warehouse_url: str) -> None:
+    """Items of one lane run in order on one connection; lanes run side by side; results keep the items' order."""
+    items = [("a", 1), ("b", 1), ("a", 2), ("c", 1), ("b", 2), ("a", 3), ("c", 2), ("d", 1)]
+    ran: list[tuple[str, int, int]] = []
+
+    def work(conn: psycopg.Connection, item: tuple[str, int]) -> str:
+        pid = conn.execute("select pg_backend_pid() from pg_sleep(0.05)").fetchone()[0]
+        ran.append((item[0], item[1], pid))
+        return f"{item[0]}{item[1]}"
+
+    results = loader.in_lanes(items, lambda item: item[0], work, lambda: psycopg.connect(warehouse_url), connections=3)
+    assert results == ["a1", "b1", "a2", "c1", "b2", "a3", "c2", "d1"]
+    for lane in "abcd":
+        steps = [(n, pid) for name, n, pid in ran if name == lane]
+        assert [n for n, _ in steps] == sorted(n for n, _ in steps)
+        assert len({pid for _, pid in steps}) == 1
+    assert len({pid for *_, pid in ran}) == 3
+
+
+def test_a_failing_lane_lets_the_others_finish_then_raises(warehouse_url: str) -> None:
+    done: list[str] = []
+    opened: list[psycopg.Connection] = []
+
+    def connect() -> psycopg.Connection:
+        opened.append(psycopg.connect(warehouse_url))
+        return opened[-1]
+
+    def work(conn: psycopg.Connection, item: str) -> str:
+        if item == "bad":
+            raise ValueError("bad item")
+        conn.execute("select pg_sleep(0.05)")
+        done.append(item)
+        return item
+
+    with pytest.raises(ValueError, match="bad item"):
+        loader.in_lanes(["ok1", "bad", "ok2", "ok3"], lambda item: item, work, connect, connections=2)
+    assert sorted(done) == ["ok1", "ok2", "ok3"]
+    assert opened and all(conn.closed for conn in opened)
+
+
+def test_ingest_gives_submission_ids_in_file_order(db: psycopg.Connection, landing: Path) -> None:
+    """Files load side by side, yet each submission's id follows its file's order, refused ones too:
+    ids reach the marts, and the same files must publish the same marts."""
+    from misuse_warehouse import pipeline
+
+    paths = [
+        write_treatment_file(
+            landing, f"P00{n:02d}", "2025-03", [treatment_row(episode_id=f"E{m}") for m in range(1 + 300 * (n % 3))]
         )
-        for n in range(1, 5)
+        for n in range(1, 8)
     ]
-    key = pseudonymise.secret()
-    in_line = {id(parsed): loader.copy_fields(parsed, key) for parsed in files}
-    with loader.CopyFieldsAhead(files, ahead=2) as ahead:
-        made = {id(parsed): ahead.fields(parsed) for parsed in [files[0], files[2], files[1], files[3]]}
-    assert {k: [f.to_pylist() for f in v] for k, v in made.items()} == {
-        k: [f.to_pylist() for f in v] for k, v in in_line.items()
-    }
+    paths.insert(3, write_treatment_file(landing, "P0099", "2025-03", [treatment_row(referral_date="2025-13-45")]))
+    outcomes = pipeline.ingest_files([str(p) for p in paths], "test-run")
+    assert [o["status"] for o in outcomes] == ["loaded"] * 3 + ["refused"] + ["loaded"] * 4
+    ids = [o["submission_id"] for o in outcomes]
+    assert ids == list(range(ids[0], ids[0] + len(paths)))
+    stored = db.execute("select file_name from raw.submissions order by submission_id").fetchall()
+    assert [name for (name,) in stored] == [p.name for p in paths]
 
 
 def test_stored_ages_are_postgres_ages(db: psycopg.Connection, landing: Path) -> None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+import threading
+from collections.abc import Callable, Hashable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 import pyarrow as pa
@@ -29,12 +31,18 @@ from misuse_warehouse.refusal import Finding, Refusal
 # Rows per COPY write (a national month loaded in 3.7-4.1 s in batches of 16,384 rows, 3.5 s of 1,024,
 # 3.2-3.5 s of 512, 3.5 s of 256, when each batch's pseudonyms were computed just before it).
 COPY_BATCH_ROWS = 512
-# Files whose COPY fields are made ahead of the one loading (CopyFieldsAhead).
-FILES_AHEAD = 2
+# Connections loading at once (in_lanes): a national treatment month against psql's one \copy session,
+# 0.50x on one connection, 0.62-0.66x on two, 0.68-0.70x on three (bench/RESULTS.md §1).
+LOAD_CONNECTIONS = 3
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 # Values of these types may hold any character; the others passed a pattern of digits and dashes.
 _FREE_TEXT_TYPES = ("text", "code", "gss")
 
 Field = pa.Array | pa.ChunkedArray
+# a reserved id, else the next of the identity's sequence
+_SUBMISSION_ID = "coalesce(%s::bigint, nextval('raw.submissions_submission_id_seq'))"
 
 
 @dataclass(frozen=True)
@@ -125,12 +133,14 @@ def check_restatement(conn: psycopg.Connection, parsed: ParsedFile) -> None:
 
 
 def load(
-    conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = None, fields: list[Field] | None = None
+    conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = None, submission_id: int | None = None
 ) -> Outcome:
-    """Load the file as a new submission in one transaction. `fields` are its copy_fields, when made ahead."""
+    """Load the file as a new submission in one transaction (its COPY fields made before it opens).
+
+    `submission_id`, when reserved beforehand (reserve_submission_ids), is the id the submission gets.
+    """
     contract, name = parsed.contract, parsed.name
-    if fields is None:
-        fields = copy_fields(parsed, pseudonymise.secret() if contract.attributor else b"")
+    fields = copy_fields(parsed, pseudonymise.secret() if contract.attributor else b"")
     with conn.transaction():
         conn.execute(
             "select pg_advisory_xact_lock(hashtext(%s))",
@@ -140,10 +150,12 @@ def load(
         if current and current[1] == parsed.sha256:
             return duplicate_of(conn, parsed)
         submission_id = conn.execute(
-            """insert into raw.submissions (feed, source_code, period_start, file_name, file_sha256,
-                   file_bytes, received_at, status, dag_run_id)
-               values (%s, %s, %s, %s, %s, %s, %s, 'loaded', %s) returning submission_id""",
+            f"""insert into raw.submissions (submission_id, feed, source_code, period_start, file_name,
+                   file_sha256, file_bytes, received_at, status, dag_run_id)
+               overriding system value
+               values ({_SUBMISSION_ID}, %s, %s, %s, %s, %s, %s, %s, 'loaded', %s) returning submission_id""",
             (
+                submission_id,
                 name.feed,
                 name.source,
                 name.period_start,
@@ -186,8 +198,8 @@ def load(
 def copy_fields(parsed: ParsedFile, key: bytes) -> list[Field]:
     """The file's COPY fields after the submission id: line, values, then pseudonym and ages.
 
-    The costly part of a load (the pseudonyms above all) and free of the database, so the next
-    file's can be made while this file's COPY runs (CopyFieldsAhead).
+    The costly part of a load on the client (the pseudonyms above all), made before the
+    transaction opens.
     """
     contract = parsed.contract
     table = parsed.table
@@ -210,41 +222,62 @@ def _copy_buffers(submission_id: int, fields: list[Field], row_count: int) -> It
         yield from copy_text.rows([submission, *(f.slice(start, COPY_BATCH_ROWS) for f in fields)])
 
 
-class CopyFieldsAhead:
-    """Makes the COPY fields of the next files in a thread while the current file's COPY runs.
+def reserve_submission_ids(conn: psycopg.Connection, count: int) -> list[int]:
+    """`count` submission ids, ascending: given to files in their order before they load side by side,
+    so a submission's id follows the order of its file, whichever lane commits first (ids appear in
+    the marts, and the same files must publish the same marts)."""
+    if count == 0:
+        return []
+    rows = conn.execute(
+        "select nextval('raw.submissions_submission_id_seq') from generate_series(1, %s) order by 1", (count,)
+    )
+    return [row[0] for row in rows]
 
-    Loading a file is the server parsing its COPY (one core) and, before it, the client making its
-    pseudonyms and text (the other core); file by file the two wait for each other. Give the
-    files in the order they will load; the key is asked for in the caller's thread, when the
-    first file with an attributor needs it.
+
+def lane(parsed: ParsedFile) -> tuple[str, str, str]:
+    """The files that must load in order: one feed, source and period (the load's lock)."""
+    return (parsed.name.feed, parsed.name.source, str(parsed.name.period_start))
+
+
+def in_lanes(
+    items: Sequence[Item],
+    lane_of: Callable[[Item], Hashable],
+    work: Callable[[psycopg.Connection, Item], Result],
+    connect: Callable[[], psycopg.Connection],
+    connections: int = LOAD_CONNECTIONS,
+) -> list[Result]:
+    """`work(conn, item)` for every item, results in the items' order, over up to `connections` connections.
+
+    Items of one lane (a feed, source and period) run in their order on one connection: should a
+    list hold two files of one lane, the later supersedes and its restatement check reads the
+    earlier. (One landing holds one such file: its name and folder follow from the three.)
+    Lanes run side by side, each on a connection of its own, so the server parses one file's COPY
+    while the client prepares another's. A lane that raises stops; the others finish; then the
+    first error is raised.
     """
+    lanes: dict[Hashable, list[int]] = {}
+    for index, item in enumerate(items):
+        lanes.setdefault(lane_of(item), []).append(index)
+    results: list[Result] = [None] * len(items)  # type: ignore[list-item]
+    opened: list[psycopg.Connection] = []
+    local = threading.local()
 
-    def __init__(self, files: Sequence[ParsedFile], ahead: int = FILES_AHEAD) -> None:
-        self._pending = list(files)
-        self._ahead = ahead
-        self._made: dict[int, Future[list[Field]]] = {}
-        self._key: bytes | None = None
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="copy-fields")
+    def run_lane(indices: list[int]) -> None:
+        if not hasattr(local, "conn"):
+            local.conn = connect()
+            opened.append(local.conn)
+        for index in indices:
+            results[index] = work(local.conn, items[index])
 
-    def __enter__(self) -> CopyFieldsAhead:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._executor.shutdown(cancel_futures=True)
-
-    def fields(self, parsed: ParsedFile) -> list[Field]:
-        """`parsed`'s fields: made ahead when it was, else now; then the next files are started."""
-        if self._key is None and any(p.contract.attributor for p in [parsed, *self._pending]):
-            self._key = pseudonymise.secret()
-        made = self._made.pop(id(parsed), None)
-        self._pending = [p for p in self._pending if p is not parsed]
-        self._start_next()
-        return made.result() if made else copy_fields(parsed, self._key or b"")
-
-    def _start_next(self) -> None:
-        while self._pending and len(self._made) < self._ahead:
-            parsed = self._pending.pop(0)
-            self._made[id(parsed)] = self._executor.submit(copy_fields, parsed, self._key or b"")
+    try:
+        with ThreadPoolExecutor(max(1, min(connections, len(lanes))), thread_name_prefix="load-lane") as pool:
+            done = [pool.submit(run_lane, indices) for indices in lanes.values()]
+    finally:
+        for conn in opened:
+            conn.close()
+    for lane in done:
+        lane.result()
+    return results
 
 
 def age_years(born: pa.ChunkedArray, on: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -261,7 +294,13 @@ def age_years(born: pa.ChunkedArray, on: pa.ChunkedArray) -> pa.ChunkedArray:
     return pc.cast(pc.subtract(years, before_birthday), pa.string())
 
 
-def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: str | None = None) -> Outcome:
+def refuse(
+    conn: psycopg.Connection,
+    path: Path,
+    refusal: Refusal,
+    dag_run_id: str | None = None,
+    submission_id: int | None = None,
+) -> Outcome:
     """Audit the refusal, then move the file to quarantine with its reasons and report beside it."""
     raw = path.read_bytes()
     try:
@@ -271,11 +310,14 @@ def refuse(conn: psycopg.Connection, path: Path, refusal: Refusal, dag_run_id: s
         feed, source, period, start = path.parent.parent.name, "?", path.parent.name, None
     with conn.transaction():
         submission_id = conn.execute(
-            """insert into raw.submissions (feed, source_code, period_start, file_name, file_sha256,
-                   file_bytes, received_at, status, refusal_code, refusal_reason, dag_run_id)
-               values (%s, %s, coalesce(%s, to_date(%s || '-01', 'YYYY-MM-DD'), date '1900-01-01'),
+            f"""insert into raw.submissions (submission_id, feed, source_code, period_start, file_name,
+                   file_sha256, file_bytes, received_at, status, refusal_code, refusal_reason, dag_run_id)
+               overriding system value
+               values ({_SUBMISSION_ID}, %s, %s,
+                       coalesce(%s, to_date(%s || '-01', 'YYYY-MM-DD'), date '1900-01-01'),
                        %s, %s, %s, %s, 'refused', %s, %s, %s) returning submission_id""",
             (
+                submission_id,
                 feed,
                 source,
                 start,

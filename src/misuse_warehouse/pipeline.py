@@ -124,6 +124,7 @@ class _Intake:
     refusal: Refusal | None = None
     duplicate: loader.Outcome | None = None
     checked: gate.GateResult | None = None
+    submission_id: int | None = None  # reserved in file order before the files load side by side
 
     @property
     def waits_for_gate(self) -> bool:
@@ -158,12 +159,18 @@ def _gate_and_load(conn: Any, intakes: list[_Intake], dag_run_id: str | None) ->
         intake.seconds += gate_seconds * weight / sum(weights)
         if not result.success:
             intake.refusal = result.refusal()
-    loading = [i.parsed for i in intakes if i.waits_for_gate and i.refusal is None]
-    with loader.CopyFieldsAhead(loading) as ahead:
-        return [_land(conn, intake, dag_run_id, ahead) for intake in intakes]
+    recorded = [i for i in intakes if not i.duplicate]  # loaded or refused: each a raw.submissions row
+    for intake, submission_id in zip(recorded, loader.reserve_submission_ids(conn, len(recorded)), strict=True):
+        intake.submission_id = submission_id
+    return loader.in_lanes(
+        intakes,
+        lambda intake: loader.lane(intake.parsed) if intake.parsed else intake.file.name,
+        lambda lane_conn, intake: _land(lane_conn, intake, dag_run_id),
+        lambda: warehouse.connect(autocommit=True, role=roles.LOADER),
+    )
 
 
-def _land(conn: Any, intake: _Intake, dag_run_id: str | None, ahead: loader.CopyFieldsAhead) -> dict[str, Any]:
+def _land(conn: Any, intake: _Intake, dag_run_id: str | None) -> dict[str, Any]:
     """Load the file or quarantine it, and record both in the ops tables."""
     from misuse_warehouse import register_check, validation_report
 
@@ -180,9 +187,9 @@ def _land(conn: Any, intake: _Intake, dag_run_id: str | None, ahead: loader.Copy
                 raise intake.refusal
             loader.check_restatement(conn, parsed)
             warnings = parsed.warnings + register_check.provider_contract_warnings(conn, parsed)
-            outcome = loader.load(conn, parsed, dag_run_id, ahead.fields(parsed))
+            outcome = loader.load(conn, parsed, dag_run_id, intake.submission_id)
         except Refusal as refusal:
-            outcome = loader.refuse(conn, file, refusal, dag_run_id)
+            outcome = loader.refuse(conn, file, refusal, dag_run_id, intake.submission_id)
             log.error("REFUSED %s: %s", file.name, outcome.message)
         run.status, run.rows_out = outcome.status, outcome.rows
         run.detail = {"submission_id": outcome.submission_id, "refusal_code": outcome.refusal_code}

@@ -173,6 +173,8 @@ def secure_zones(
         ("grant create on database {} to {}", (_current_database(conn), TRANSFORMER)),
         ("grant usage on schema raw to {}, {}", (LOADER, TRANSFORMER)),
         ("grant select, insert, update on all tables in schema raw to {}", (LOADER,)),
+        # submission ids reserved in file order before files load side by side (loader.reserve_submission_ids)
+        ("grant usage on sequence raw.submissions_submission_id_seq to {}", (LOADER,)),
         ("grant select on all tables in schema raw to {}", (TRANSFORMER,)),
         ("grant usage on schema ops to {}, {}", (LOADER, TRANSFORMER)),
         ("grant select, insert on ops.publications, ops.reference_data_loads to {}", (TRANSFORMER,)),
