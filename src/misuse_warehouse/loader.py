@@ -32,15 +32,14 @@ from misuse_warehouse.refusal import Finding, Refusal
 # 3.2-3.5 s of 512, 3.5 s of 256, when each batch's pseudonyms were computed just before it).
 COPY_BATCH_ROWS = 512
 # Connections loading at once (in_lanes): a national treatment month against psql's one \copy session,
-# 0.50x on one connection, 0.62-0.66x on two, 0.68-0.70x on three (bench/RESULTS.md §1).
+# 0.50x on one connection, 0.62-0.66x on two, 0.70-0.71x on three (bench/RESULTS.md §1).
 LOAD_CONNECTIONS = 3
-
-Item = TypeVar("Item")
-Result = TypeVar("Result")
 # Values of these types may hold any character; the others passed a pattern of digits and dashes.
 _FREE_TEXT_TYPES = ("text", "code", "gss")
 
 Field = pa.Array | pa.ChunkedArray
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 # a reserved id, else the next of the identity's sequence
 _SUBMISSION_ID = "coalesce(%s::bigint, nextval('raw.submissions_submission_id_seq'))"
 
@@ -275,8 +274,8 @@ def in_lanes(
     finally:
         for conn in opened:
             conn.close()
-    for lane in done:
-        lane.result()
+    for finished in done:
+        finished.result()
     return results
 
 

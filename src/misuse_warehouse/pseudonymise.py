@@ -61,8 +61,13 @@ def demo_secret(home: Path) -> str:
     return path.read_text().strip()
 
 
+def normalised_initials(initials: str) -> str:
+    """Initials as they enter the key: padding dropped, upper case (Python's, so keys never change)."""
+    return initials.strip().upper()
+
+
 def person_key(key: bytes, initials: str, dob: str, sex: str) -> str | None:
-    initials = initials.strip().upper()
+    initials = normalised_initials(initials)
     if initials == UNLINKABLE_INITIALS:
         return None
     return hmac.digest(key, f"{initials}|{dob}|{sex}".encode(), hashlib.sha256).hex()
@@ -73,13 +78,13 @@ def person_keys(
 ) -> pa.Array | pa.ChunkedArray:
     """`person_key` of every row of three columns (a null read as empty), as person_key gives it.
 
-    Initials are normalised in Python once per distinct value (str.upper, not Arrow's, so that keys
-    never change), the messages joined by Arrow, and the keyed HMAC state copied for each message
-    instead of keyed again: 1.3 s → about 0.8 s for a national month's 305 thousand rows.
+    Initials are normalised once per distinct value, the messages joined by Arrow, and the keyed
+    HMAC state copied for each message instead of keyed again: 1.33 s → 0.97 s for a national
+    month's 304,868 rows.
     """
     initials = pc.fill_null(initials, "")
     distinct = pc.unique(initials)
-    normalised = pa.array([value.strip().upper() for value in distinct.to_pylist()], pa.string())
+    normalised = pa.array([normalised_initials(value) for value in distinct.to_pylist()], pa.string())
     initials = pc.take(normalised, pc.index_in(initials, distinct))
     messages = pc.binary_join_element_wise(initials, pc.fill_null(dob, ""), pc.fill_null(sex, ""), "|")
     keyed = hmac.new(key, digestmod=hashlib.sha256)
