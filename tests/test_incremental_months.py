@@ -8,6 +8,7 @@ left (they are final).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -187,6 +188,58 @@ def test_each_build_merges_the_new_files_into_the_latest_versions(monthly_builds
     first, second = (build["latest"][0] for build in monthly_builds)
     assert [row for row in second if row[-1] == 2], "no episode's second month was merged"
     assert {row[0] for row in first} < {row[0] for row in second}
+
+
+def staging_test_reads(url: str, target: Path) -> dict[str, int]:
+    """For each dbt test on stg_treatment__episode_versions, compiled now: how many rows it reads."""
+    done = orchestration.run_dbt(
+        ["compile", "--select", "stg_treatment__episode_versions,resource_type:test"], target, url=url
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    reads = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        for path in (target / "compiled").rglob("stg_treatment__episode_versions.yml/*.sql"):
+            subquery = re.search(r"from (\(select \* from .*?\) dbt_subquery)", path.read_text(), re.S)
+            assert subquery, f"{path.name} reads the whole view"
+            reads[path.name] = conn.execute(f"select count(*) from {subquery.group(1)}").fetchone()[0]
+    return reads
+
+
+def test_staging_tests_read_only_what_the_last_build_has_not(
+    pipeline: Any, monthly_builds: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    url = pipeline.url
+    reads = staging_test_reads(url, tmp_path / "built")
+    assert len(reads) == 9 and set(reads.values()) == {0}, reads
+    # as if the last build had read only the first month's files
+    with psycopg.connect(url, autocommit=True) as conn:
+        first_through, last_through = conn.execute(
+            """select max(submission_id) filter (where period_start = %s), max(submission_id)
+               from raw.submissions where feed = 'treatment'""",
+            (f"{MONTHS[0]}-01",),
+        ).fetchone()
+        second_rows, second_month_rows = conn.execute(
+            """select count(*) filter (where submission_id > %s), count(*) filter (where submission_month = %s)
+               from staging.stg_treatment__episode_versions""",
+            (first_through, f"{MONTHS[1]}-01"),
+        ).fetchone()
+        conn.execute(
+            """update intermediate.int_treatment__latest_episode_versions set built_through_submission_id = %s
+               where built_through_submission_id = %s""",
+            (first_through, last_through),
+        )
+    try:
+        reads = staging_test_reads(url, tmp_path / "first")
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(
+                """update intermediate.int_treatment__latest_episode_versions set built_through_submission_id = %s
+                   where built_through_submission_id = %s""",
+                (last_through, first_through),
+            )
+    combination = [name for name in reads if name.startswith("unique_combination")]
+    assert len(combination) == 1 and reads.pop(combination[0]) == second_month_rows > 0
+    assert set(reads.values()) == {second_rows} and second_rows > 0, reads
 
 
 def test_a_key_rotation_or_an_old_resubmission_rebuilds_every_month(
