@@ -1,8 +1,15 @@
 -- Warning, not a refusal (issue 4): a provider treating an area's residents in
--- a month with no contract in that area's register as at the month.
+-- a month with no contract in that area's register as at the month. Over the
+-- twelve months the newest treatment files restate: earlier months were warned
+-- about by the builds that read them, and a later register only clears a warning.
 {{ config(severity='warn') }}
 
-with provider_area_months as (
+with newest_months as (
+    select {{ add_months('max(latest_submission_month)', -11) }} as first_month
+    from {{ ref('fct_treatment_episodes') }}
+),
+
+provider_area_months as (
     select distinct
         episodes.provider_id,
         episodes.area_id,
@@ -12,6 +19,9 @@ with provider_area_months as (
         on episodes.first_intervention_month <= months.month_id
         and (episodes.discharge_month is null or episodes.discharge_month >= months.month_id)
         and months.month_id <= episodes.latest_submission_month
+    inner join newest_months
+        on months.month_id >= newest_months.first_month
+        and coalesce(episodes.discharge_month, episodes.latest_submission_month) >= newest_months.first_month
     where episodes.has_structured_treatment
 ),
 
