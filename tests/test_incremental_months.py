@@ -308,3 +308,30 @@ def test_a_key_rotation_or_an_old_resubmission_rebuilds_every_month(
         kept, rebuilt = split(now[model], first_month)
         assert kept == split(built[model], first_month)[0], f"{model}: a final month changed"
         assert rebuilt == split(full[model], first_month)[1], model
+
+
+def test_intermediate_tables_emptied_by_a_crash_are_rebuilt_whole(
+    pipeline: Any, monthly_builds: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    url = pipeline.url
+    with psycopg.connect(url, autocommit=True) as conn:
+        persistence = conn.execute(
+            """select distinct relpersistence from pg_class
+               where relnamespace = 'intermediate'::regnamespace and relkind = 'r'"""
+        ).fetchall()
+        assert persistence == [("u",)], "intermediate tables are unlogged"
+    full = full_refresh_rows(url, tmp_path)
+    with psycopg.connect(url, autocommit=True) as conn:
+        # what crash recovery does to an unlogged table
+        incremental = conn.execute(
+            """select string_agg(format('intermediate.%I', relname), ', ') from pg_class
+               where relnamespace = 'intermediate'::regnamespace and relkind = 'r'"""
+        ).fetchone()[0]
+        conn.execute(f"truncate {incremental}")
+    dbt_build(url, tmp_path)
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert snapshot(conn) == full, "every month rebuilt, as a full refresh"
+        latest, direct = latest_versions(conn)
+        summarised, direct_summaries = summarised_submissions(conn)
+    assert latest == direct and latest
+    assert summarised == direct_summaries and summarised
