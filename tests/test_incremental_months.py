@@ -335,3 +335,14 @@ def test_intermediate_tables_emptied_by_a_crash_are_rebuilt_whole(
         summarised, direct_summaries = summarised_submissions(conn)
     assert latest == direct and latest
     assert summarised == direct_summaries and summarised
+
+
+def test_migration_drops_the_tables_of_models_dbt_no_longer_builds(db: psycopg.Connection) -> None:
+    """int_treatment__person_ranges became a macro: an existing warehouse must not keep its old rows."""
+    from misuse_warehouse import migrations
+
+    db.execute("create schema if not exists intermediate")
+    db.execute("create table intermediate.int_treatment__person_ranges (person_id text)")
+    db.commit()
+    migrations.migrate(db)
+    assert db.execute("select to_regclass('intermediate.int_treatment__person_ranges')").fetchone() == (None,)

@@ -86,6 +86,10 @@ create table if not exists raw.police_crimes (
 """
 """Street crimes pulled from data.police.uk (police.py): not a file feed, so no contract drives it."""
 
+RETIRED_TABLES = ("intermediate.int_treatment__person_ranges",)
+"""Tables of models dbt no longer builds. dbt leaves them behind; person-level ones would keep old
+pseudonyms past a key rotation, so they go (int_treatment__person_ranges became a macro, 2026-12-05)."""
+
 
 def raw_table_ddl(contract: Contract) -> sql.Composed:
     """The append-only raw table of a feed: contract columns, typed, plus provenance.
@@ -144,6 +148,8 @@ def migrate(conn: psycopg.Connection) -> None:
             conn.execute(raw_table_ddl(contract))
             add_stored_ages(conn, contract)
         conn.execute(POLICE_DDL)
+        for table in RETIRED_TABLES:
+            conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(*table.split("."))))
         conn.execute(observe.DDL)
         conn.execute(deadlines.DDL)
         conn.execute(reference_data.DDL)

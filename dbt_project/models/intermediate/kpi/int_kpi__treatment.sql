@@ -16,8 +16,13 @@ area_months as (
     inner join build on area_months.month >= build.first_month
 ),
 
+-- episodes with an event in the months this build counts or the 23 before them (T8's window)
 episodes as (
-    select * from {{ ref('int_treatment__episodes') }}
+    select episodes.*
+    from {{ ref('int_treatment__episodes') }} as episodes
+    inner join build
+        on greatest(episodes.referral_month, episodes.first_intervention_month, episodes.discharge_month)
+            >= {{ add_months('build.first_month', -23) }}
 ),
 
 person_months as (
@@ -26,8 +31,9 @@ person_months as (
     inner join build on person_months.month >= build.first_month
 ),
 
+-- T1, T4: each person's runs of counted months, exact from the first month this build counts
 person_ranges as (
-    select * from {{ ref('int_treatment__person_ranges') }}
+    {{ treatment_person_ranges(ref('int_treatment__episodes'), '(select first_month from build)') }}
 ),
 
 -- the reported codes published under each area-month (recodes roll forward)

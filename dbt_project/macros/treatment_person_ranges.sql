@@ -1,13 +1,24 @@
--- For each person and area, the runs of reporting months M in which the person
--- counts towards a windowed person KPI, so figures are counted from a few ranges
--- per person rather than one row per person per month.
---   T1             in structured treatment on a day of the 12 months ending M
---                  (breakdowns: all, service type, KPI group of the window)
---   T4_denominator T1 over W = the 12 months ending M-6, by KPI group
---   T4_numerator   of those, persons with a successful discharge dated in W and
---                  no re-presentation within six calendar months (decision 8)
+{#-
+    For each person and area, the runs of reporting months M in which the person
+    counts towards a windowed person KPI, so figures are counted from a few ranges
+    per person rather than one row per person per month:
+      T1             in structured treatment on a day of the 12 months ending M
+                     (breakdowns: all, service type, KPI group of the window)
+      T4_denominator T1 over W = the 12 months ending M-6, by KPI group
+      T4_numerator   of those, persons with a successful discharge dated in W and
+                     no re-presentation within six calendar months (decision 8)
+    Non-overlapping within person, area, measure and breakdown.
+
+    Exact for the months from `from_month` (an SQL expression) onwards: only the
+    episodes whose ranges reach them are read, so a monthly build that counts its
+    last twelve months reads the episodes of those months (and the six before, for
+    T4), not all history. Earlier months may be cut short. `episodes` is
+    int_treatment__episodes or a relation with its columns.
+    Returns person_id, area_code, measure, breakdown, from_month, to_month.
+-#}
+{% macro treatment_person_ranges(episodes, from_month) -%}
 with episodes as (
-    select * from {{ ref('int_treatment__episodes') }}
+    select * from {{ episodes }}
 ),
 
 reporting_codes as (
@@ -41,6 +52,11 @@ episode_t1_ranges as (
     cross join horizon
     where episodes.has_structured_treatment
         and episodes.first_intervention_month <= horizon.last_month
+        -- T4 counts T1 six months back
+        and least(
+            {{ add_months('coalesce(episodes.discharge_month, horizon.last_month)', 11) }},
+            horizon.last_month
+        ) >= {{ add_months(from_month, -6) }}
 ),
 
 -- split at recodes: each piece under the code valid in its months
@@ -142,6 +158,7 @@ completion_pieces as (
     where episodes.is_successful_completion
         and not episodes.is_re_presented_within_6_months
         and {{ add_months('episodes.discharge_month', 6) }} <= horizon.last_month
+        and least({{ add_months('episodes.discharge_month', 17) }}, horizon.last_month) >= {{ from_month }}
 ),
 
 completion_ranges as (
@@ -172,13 +189,6 @@ person_ranges as (
     select 'T4_numerator', * from t4_numerator_ranges
 )
 
-select
-    measure || '|' || breakdown || '|' || area_code || '|' || person_id
-        || '|' || to_char(from_month, 'YYYY-MM') as person_range_id,
-    person_id,
-    area_code,
-    measure,
-    breakdown,
-    from_month,
-    to_month
+select person_id, area_code, measure, breakdown, from_month, to_month
 from person_ranges
+{%- endmacro %}
