@@ -21,7 +21,7 @@ from misuse_warehouse.simulate import write_feeds
 
 AREAS = ["E06000035", "E06000019"]  # Medway, Herefordshire
 MONTHS = ["2024-01", "2024-02"]
-MODELS = ("int_treatment__person_months", "int_kpi__treatment")
+MODELS = ("int_treatment__person_months", "int_kpi__treatment_person_counts", "int_kpi__treatment")
 STATE = ("built_through_submission_id", "build_fingerprint")
 
 

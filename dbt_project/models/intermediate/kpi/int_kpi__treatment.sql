@@ -31,10 +31,6 @@ person_months as (
     inner join build on person_months.month >= build.first_month
 ),
 
--- T1, T4: each person's runs of counted months, exact from the first month this build counts
-person_ranges as (
-    {{ treatment_person_ranges(ref('int_treatment__episodes'), '(select first_month from build)') }}
-),
 
 -- the reported codes published under each area-month (recodes roll forward)
 area_month_codes as (
@@ -50,7 +46,9 @@ area_month_codes as (
 
 -- T1, T4: persons counted from their month ranges
 range_counts as (
-    {{ count_persons_by_month('person_ranges', 'area_months') }}
+    select person_counts.*
+    from {{ ref('int_kpi__treatment_person_counts') }} as person_counts
+    inner join build on person_counts.month >= build.first_month
 ),
 
 t1_breakdowns (breakdown, suppression_family) as (
