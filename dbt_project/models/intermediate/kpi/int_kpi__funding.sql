@@ -120,7 +120,8 @@ period_totals as (
         dimension_value,
         sum(budget_gbp) as budget_gbp,
         sum(actual_gbp) as actual_gbp,
-        array_agg(distinct submission_id::text) as source_submissions
+        -- distinct and in submission order, as published: no sorting again per row
+        array_agg(distinct submission_id order by submission_id)::text[] as source_submissions
     from period_groups
     group by area_code, month, period, dimension, dimension_value
 ),
@@ -176,9 +177,12 @@ f2 as (
             / grant_allocations.previous_year_allocation_gbp,
             1
         ) as value,
-        array[
-            grant_allocations.previous_year_submission_id::text, grant_allocations.submission_id::text
-        ] as source_submissions
+        array(
+            select distinct unnest(
+                array[grant_allocations.previous_year_submission_id, grant_allocations.submission_id]
+            )
+            order by 1
+        )::text[] as source_submissions
     from ledger_month_status
     inner join grant_allocations
         on grant_allocations.area_id = ledger_month_status.area_code
@@ -232,7 +236,7 @@ select
     -- month-end corrections come with the next close: a month is provisional
     -- until a later month's ledger has loaded
     ledger_month_status.is_latest_ledger_month as is_provisional,
-    array(select distinct unnest(kpi_values.source_submissions)::bigint order by 1)::text[] as source_submissions,
+    kpi_values.source_submissions,
     kpi_values.disclosure_rule,
     null::text as suppression_family
 from kpi_values
