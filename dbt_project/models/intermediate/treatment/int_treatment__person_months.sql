@@ -25,19 +25,34 @@ horizon as (
     where feed = 'treatment'
 ),
 
+-- each episode in each month it is in treatment (the columns read below: this is
+-- sorted twice); months from the calendar, whose join the planner estimates, where
+-- generate_series counted 1,000 rows an episode and spilled every sort and hash to disk
 episode_months as (
     select
-        episodes.*,
-        months.month::date as month
+        episodes.person_id,
+        episodes.area_code,
+        episodes.service_type,
+        episodes.substance_group,
+        episodes.kpi_group,
+        episodes.top_start_days_used,
+        episodes.top_review_days_used,
+        episodes.is_new_presentation,
+        episodes.is_successful_completion,
+        episodes.first_intervention_month,
+        episodes.discharge_month,
+        episodes.referral_date,
+        episodes.first_intervention_date,
+        episodes.provider_code,
+        episodes.episode_id,
+        months.month
     from episodes
     inner join horizon
         on horizon.first_month is not null
         and coalesce(episodes.discharge_month, horizon.last_month) >= horizon.first_month
-    cross join lateral generate_series(
-        greatest(episodes.first_intervention_month, horizon.first_month),
-        least(coalesce(episodes.discharge_month, horizon.last_month), horizon.last_month),
-        interval '1 month'
-    ) as months (month)
+    inner join {{ ref('int_calendar__months') }} as months
+        on months.month between greatest(episodes.first_intervention_month, horizon.first_month)
+        and least(coalesce(episodes.discharge_month, horizon.last_month), horizon.last_month)
 ),
 
 deciding_substance as (
