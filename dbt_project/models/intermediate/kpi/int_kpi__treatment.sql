@@ -31,7 +31,6 @@ person_months as (
     inner join build on person_months.month >= build.first_month
 ),
 
-
 -- the reported codes published under each area-month (recodes roll forward)
 area_month_codes as (
     select
