@@ -26,6 +26,7 @@
         from {{ relation }}
     ),
 
+    -- only cells in a family are ranked: the others (most rows, e.g. every F1 figure) skip the sort
     family_cells as (
         select
             *,
@@ -34,7 +35,12 @@
                 family order by (is_primary_suppressed or coalesce(value, 0) = 0), value, breakdown
             ) as candidate_rank
         from primary_suppression
+        where suppression_family is not null
         window family as (partition by area_code, month, suppression_family)
+        union all
+        select *, null::bigint, null::bigint
+        from primary_suppression
+        where suppression_family is null
     ),
 
     suppression as (
