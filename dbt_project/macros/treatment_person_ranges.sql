@@ -12,13 +12,12 @@
     Exact for the months from `from_month` (an SQL expression) onwards: only the
     episodes whose ranges reach them are read, so a monthly build that counts its
     last twelve months reads the episodes of those months (and the six before, for
-    T4), not all history. Earlier months may be cut short. `episodes` is
-    int_treatment__episodes or a relation with its columns.
+    T4), not all history. Earlier months may be cut short.
     Returns person_id, area_code, measure, breakdown, from_month, to_month.
 -#}
-{% macro treatment_person_ranges(episodes, from_month) -%}
+{% macro treatment_person_ranges(from_month) -%}
 with episodes as (
-    select * from {{ episodes }}
+    select * from {{ ref('int_treatment__episodes') }}
 ),
 
 reporting_codes as (

@@ -19,7 +19,7 @@ area_months as (
 
 -- exact from the first month this build counts
 person_ranges as (
-    {{ treatment_person_ranges(ref('int_treatment__episodes'), '(select first_month from build)') }}
+    {{ treatment_person_ranges('(select first_month from build)') }}
 ),
 
 person_counts as (
