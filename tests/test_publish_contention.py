@@ -82,24 +82,3 @@ def test_table_checksums_see_content_not_row_order(pipeline) -> None:  # noqa: A
         conn.execute("insert into checksum_b.rows values (7, 'E06000037')")  # the same row twice
         assert publish.table_checksums(conn, "checksum_b")["rows"] != same["rows"]
         conn.execute("drop schema checksum_a cascade; drop schema checksum_b cascade")
-
-
-def test_a_foreign_key_left_unvalidated_is_not_published(pipeline) -> None:  # noqa: ANN001
-    """dbt validates a mart's foreign keys after its commit: a build stopped in between publishes nothing."""
-    pipeline.reset()
-    with warehouse.connect(autocommit=True) as conn:
-        migrations.migrate(conn)
-    _build_next_schemas()
-    with warehouse.connect(autocommit=True, role=roles.TRANSFORMER) as conn:
-        conn.execute("create table marts_next.dim_tally (tally_id int primary key)")
-        conn.execute(
-            "alter table marts_next.tally add constraint tally_tally_id_fkey foreign key (tally_id) "
-            "references marts_next.dim_tally (tally_id) not valid"
-        )
-    with warehouse.connect(role=roles.TRANSFORMER) as conn, pytest.raises(RuntimeError) as refused:
-        publish.publish(conn, "unvalidated-test", "2025-03")
-    assert "marts_next.tally.tally_tally_id_fkey" in str(refused.value)
-    assert pipeline.query("select count(*) from ops.publications where dag_run_id = 'unvalidated-test'") == [(0,)]
-    assert pipeline.query(
-        "select count(*) from pg_namespace where nspname = any(%s)", (list(publish.NEXT_SCHEMAS),)
-    ) == [(len(publish.NEXT_SCHEMAS),)]

@@ -6,10 +6,9 @@
   took 13.0 s to build that way, 5.3 s keyed after (bench/RESULTS.md §2). Here the table is created with its
   columns, types and not-null constraints, filled, and then keyed with `alter table ... add`,
   which builds each index in one sort (post-hook `add_contract_keys`, dbt_project.yml; a hook, so
-  the build still reports the rows the insert wrote). Foreign keys come after the model's commit
-  (hook `add_contract_foreign_keys`), each validated in one query instead of a lookup per inserted
-  row. A duplicate or an orphan key still fails the model's build. Otherwise dbt-postgres 1.11's
-  postgres__create_table_as.
+  the build still reports the rows the insert wrote). Foreign keys come last, each validated in one
+  query instead of a lookup per inserted row. A duplicate or an orphan key still fails the model's
+  build. Otherwise dbt-postgres 1.11's postgres__create_table_as.
 -#}
 
 {% macro postgres__create_table_as(temporary, relation, sql) -%}
@@ -55,10 +54,10 @@
 {%- endmacro %}
 
 
-{#- Post-hook: the contract's primary and unique keys on the built table (nothing for a model without
-    an enforced contract). An incremental table stays the table its first build created, so its
-    not-null constraints are set again after every build: a no-op once they hold, and a table built
-    before its contract had them gains them (one scan). -#}
+{#- Post-hook: the contract's keys on the built table (nothing for a model without an enforced contract).
+    An incremental table stays the table its first build created, so its not-null constraints are
+    set again after every build: a no-op once they hold, and a table built before its contract had
+    them gains them (one scan). -#}
 {% macro add_contract_keys() -%}
   {%- if config.get('contract').enforced and config.get('materialized') == 'incremental' -%}
     {%- set not_null = [] -%}
@@ -67,42 +66,13 @@
     {%- endfor -%}
     {%- if not_null %}alter table {{ this }} {{ not_null | join(', ') }};{% endif -%}
   {%- elif is_keyed_after_load() -%}
-    {% for key in contract_keys() if not key.is_foreign -%}
-      alter table {{ this }} add {{ key.kind }} ({{ key.columns | join(', ') }});
+    {#- foreign keys last, in the order of the tables they point at: adding one locks its table, and
+        two models keyed at once in another order would deadlock -#}
+    {% for key in contract_keys() | sort(attribute='is_foreign,to') -%}
+      alter table {{ this }} add {{ key.kind }} ({{ key.columns | join(', ') }})
+        {%- if key.is_foreign %} references {{ key.to }} ({{ key.to_columns | join(', ') }}){% endif %};
     {% endfor -%}
   {%- endif -%}
-{%- endmacro %}
-
-
-{#- Post-hook after the model's commit: the contract's foreign keys, added `not valid` and committed,
-    then validated. Adding a foreign key locks the table it points at against other models adding
-    theirs until the adding transaction ends; validating does not. Added and validated in one
-    transaction, each fact's keys held the dimensions through their validation, and kpi_monthly
-    waited 0.65 s of month 36's build for fct_treatment_person_months (bench/RESULTS.md §2). A
-    validation that fails fails the model, and publication refuses a key left unvalidated.
-    Added in the order of the tables they point at: two models adding at once in another order
-    would deadlock. -#}
-{% macro add_contract_foreign_keys() -%}
-  {%- set foreign_keys = contract_keys() | selectattr('is_foreign') | sort(attribute='to') | list
-        if is_keyed_after_load() else [] -%}
-  {%- if foreign_keys -%}
-    {% for key in foreign_keys -%}
-      alter table {{ this }} add constraint {{ foreign_key_name(key) }} foreign key ({{ key.columns | join(', ') }})
-        references {{ key.to }} ({{ key.to_columns | join(', ') }}) not valid;
-    {% endfor -%}
-    commit;
-    {% for key in foreign_keys -%}
-      alter table {{ this }} validate constraint {{ foreign_key_name(key) }};
-    {% endfor -%}
-    commit;
-  {%- endif -%}
-{%- endmacro %}
-
-
-{#- Postgres' own name for the key (`<table>_<columns>_fkey`, the table's part cut to fit 63 bytes). -#}
-{% macro foreign_key_name(key) -%}
-  {%- set suffix = '_' ~ (key.columns | join('_')) ~ '_fkey' -%}
-  {{ adapter.quote(this.identifier[:63 - suffix | length] ~ suffix) }}
 {%- endmacro %}
 
 
