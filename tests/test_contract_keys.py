@@ -80,3 +80,53 @@ def test_enforced_contract_constraints_by_materialization(
         assert done.returncode != 0
         assert 'null value in column "label"' in done.stdout
         conn.execute(f"drop table {', '.join(f'intermediate.{name}' for name in MODELS)}")
+
+
+CHILD_CONTRACT = """version: 2
+models:
+  - name: scratch_child
+    config: {contract: {enforced: true}}
+    columns:
+      - name: scratch_child_id
+        data_type: bigint
+        constraints: [{type: primary_key}]
+      - name: scratch_id
+        data_type: bigint
+        constraints: [{type: foreign_key, to: ref('scratch_table'), to_columns: [scratch_id]}]
+"""
+
+
+def test_a_table_gets_its_foreign_keys_last_and_an_orphan_fails_it(
+    db: psycopg.Connection, warehouse_url: str, tmp_path: Path
+) -> None:
+    """The foreign key is added after the primary key and the statistics, validated, and an orphan fails the model."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(settings.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
+    intermediate = project / "models" / "intermediate"
+    (intermediate / "scratch_table.sql").write_text(SELECT)
+    (intermediate / "scratch_table.yml").write_text(CONTRACT.format(name="scratch_table"))
+    child = intermediate / "scratch_child.sql"
+    child.write_text("select 10::bigint as scratch_child_id, 1::bigint as scratch_id from {{ ref('scratch_table') }}\n")
+    (intermediate / "scratch_child.yml").write_text(CHILD_CONTRACT)
+
+    def run() -> subprocess.CompletedProcess:
+        return orchestration.run_dbt(
+            ["run", "--select", "scratch_table", "scratch_child"], tmp_path / "target", project, warehouse_url
+        )
+
+    done = run()
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        assert conn.execute(
+            "select convalidated, pg_get_constraintdef(oid) from pg_constraint "
+            "where conrelid = 'intermediate.scratch_child'::regclass and contype = 'f'"
+        ).fetchall() == [(True, "FOREIGN KEY (scratch_id) REFERENCES intermediate.scratch_table(scratch_id)")]
+        assert conn.execute(
+            "select count(*) from pg_stats where schemaname = 'intermediate' and tablename = 'scratch_child'"
+        ).fetchone() == (2,)
+
+        child.write_text(child.read_text().replace("1::bigint as scratch_id", "2::bigint as scratch_id"))
+        done = run()
+        assert done.returncode != 0
+        assert "scratch_child_scratch_id_fkey" in done.stdout
+        conn.execute("drop table intermediate.scratch_child, intermediate.scratch_table")

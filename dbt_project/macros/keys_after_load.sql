@@ -6,9 +6,10 @@
   took 13.0 s to build that way, 5.3 s keyed after (bench/RESULTS.md §2). Here the table is created with its
   columns, types and not-null constraints, filled, and then keyed with `alter table ... add`,
   which builds each index in one sort (post-hook `add_contract_keys`, dbt_project.yml; a hook, so
-  the build still reports the rows the insert wrote). Foreign keys come last, each validated in one
-  query instead of a lookup per inserted row. A duplicate or an orphan key still fails the model's
-  build. Otherwise dbt-postgres 1.11's postgres__create_table_as.
+  the build still reports the rows the insert wrote). Foreign keys come last, after the table's
+  statistics (hook `add_contract_foreign_keys`), each validated in one query instead of a lookup per
+  inserted row. A duplicate or an orphan key still fails the model's build. Otherwise dbt-postgres
+  1.11's postgres__create_table_as.
 -#}
 
 {% macro postgres__create_table_as(temporary, relation, sql) -%}
@@ -54,7 +55,7 @@
 {%- endmacro %}
 
 
-{#- Post-hook: the contract's keys on the built table (nothing for a model without an enforced contract).
+{#- Post-hook: the contract's primary and unique keys (nothing for a model without an enforced contract).
     An incremental table stays the table its first build created, so its not-null constraints are
     set again after every build: a no-op once they hold, and a table built before its contract had
     them gains them (one scan). -#}
@@ -66,11 +67,25 @@
     {%- endfor -%}
     {%- if not_null %}alter table {{ this }} {{ not_null | join(', ') }};{% endif -%}
   {%- elif is_keyed_after_load() -%}
-    {#- foreign keys last, in the order of the tables they point at: adding one locks its table, and
-        two models keyed at once in another order would deadlock -#}
-    {% for key in contract_keys() | sort(attribute='is_foreign,to') -%}
-      alter table {{ this }} add {{ key.kind }} ({{ key.columns | join(', ') }})
-        {%- if key.is_foreign %} references {{ key.to }} ({{ key.to_columns | join(', ') }}){% endif %};
+    {% for key in contract_keys() if not key.is_foreign -%}
+      alter table {{ this }} add {{ key.kind }} ({{ key.columns | join(', ') }});
+    {% endfor -%}
+  {%- endif -%}
+{%- endmacro %}
+
+
+{#- The last post-hook: the contract's foreign keys. Adding one locks the table it points at against
+    other models adding theirs until this model commits, so nothing else follows it: when the
+    statistics came after, kpi_monthly waited for fct_treatment_person_months to analyse itself
+    while it held dim_area and dim_month (bench/RESULTS.md §2). Validated here, in the transaction
+    that wrote the rows: validating after the commit set every row's hint bits on the way and cost
+    the fact more than kpi_monthly saved. In the order of the tables they point at: two models
+    adding at once in another order would deadlock. -#}
+{% macro add_contract_foreign_keys() -%}
+  {%- if is_keyed_after_load() -%}
+    {% for key in contract_keys() | selectattr('is_foreign') | sort(attribute='to') -%}
+      alter table {{ this }} add foreign key ({{ key.columns | join(', ') }})
+        references {{ key.to }} ({{ key.to_columns | join(', ') }});
     {% endfor -%}
   {%- endif -%}
 {%- endmacro %}
