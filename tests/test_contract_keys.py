@@ -96,10 +96,10 @@ models:
 """
 
 
-def test_a_table_gets_its_foreign_keys_last_and_an_orphan_fails_it(
+def test_a_tables_foreign_key_is_validated_and_an_orphan_fails_it(
     db: psycopg.Connection, warehouse_url: str, tmp_path: Path
 ) -> None:
-    """The foreign key is added after the primary key and the statistics, validated, and an orphan fails the model."""
+    """The post-hooks leave the table analysed with its foreign key validated; an orphan key fails the model."""
     project = tmp_path / "dbt_project"
     shutil.copytree(settings.DBT_PROJECT_DIR, project, ignore=shutil.ignore_patterns("target", "logs"))
     intermediate = project / "models" / "intermediate"
