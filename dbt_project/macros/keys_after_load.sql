@@ -75,12 +75,8 @@
 
 
 {#- The last post-hook: the contract's foreign keys. Adding one locks the table it points at against
-    other models adding theirs until this model commits, so nothing else follows it: when the
-    statistics came after, kpi_monthly waited for fct_treatment_person_months to analyse itself
-    while it held dim_area and dim_month (bench/RESULTS.md §2). Validated here, in the transaction
-    that wrote the rows: validated after the commit, the fact's keys took 0.63 s against 0.53 s
-    (the first read of committed rows sets their hint bits) and the build was no faster. In the
-    order of the tables they point at: two models adding at once in another order would deadlock. -#}
+    other models adding theirs until this model commits, so nothing follows it (bench/RESULTS.md §2).
+    In the order of the tables they point at: two models adding at once in another order would deadlock. -#}
 {% macro add_contract_foreign_keys() -%}
   {%- if is_keyed_after_load() -%}
     {% for key in contract_keys() | selectattr('is_foreign') | sort(attribute='to') -%}
