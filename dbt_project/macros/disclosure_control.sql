@@ -1,19 +1,32 @@
 {#-
     The one implementation of disclosure control for published aggregates
-    (kpis.md "Disclosure control", decision 18). `relation` carries the KPI
-    columns plus:
+    (kpis.md "Disclosure control" v2, decision 18; the data dictionary's
+    "Disclosure control"). Whether it works is judged by the disclosure audit
+    in the mart gate (misuse_warehouse/disclosure_audit.py), not here.
+    `relation` carries the KPI columns plus:
       disclosure_rule      'count' (hide 1-4), 'rate' (hide when numerator or
                            denominator is 1-4), 'always' (decided upstream,
                            e.g. a unit cost over 1-4 persons) or 'none'
-                           (money, medians, F2);
+                           (money, F2);
       suppression_family   cells published with their total that protect each
                            other (e.g. 'T1|service_type'), else NULL.
-    Primary suppression hides counts and rates as above; zero stays zero.
-    Secondary suppression: where exactly one cell of a family is hidden, the
-    next smallest cell above zero is hidden too (ties by breakdown).
+    `dependencies` lists figures that give an input away, so they are hidden
+    with it: dependent_kpi, dependent_breakdown (NULL: any), dependent_months
+    (calendar months of the year it applies in, NULL: every), input_kpi,
+    input_breakdown (NULL: the dependent's own; '*': any), from_offset and to_offset
+    (the input's months relative to the dependent's).
+    1. Primary suppression hides counts and rates as above; zero stays zero.
+    2. Secondary suppression, per family: cells above 0 are hidden cheapest
+       first (primary cells, then by value) until at least two are hidden and
+       the hidden ones could each take at least five whole values, or
+       exactly 1-4, given the family's sum and that each is no larger than
+       the smallest cell left visible. A family that cannot be protected even
+       with every cell hidden hides its total too.
+    3. Dependent suppression: a figure with a hidden input is hidden, applied
+       twice (T1 -> T4 six months on -> F3 per completion).
     Hidden rows get NULL numerator, denominator, value and limits.
 -#}
-{% macro disclosure_control(relation) -%}
+{% macro disclosure_control(relation, dependencies) -%}
     with primary_suppression as (
         select
             *,
@@ -26,36 +39,132 @@
         from {{ relation }}
     ),
 
-    -- only cells in a family are ranked: the others (most rows, e.g. every F1 figure) skip the sort
-    family_cells as (
+    -- the cells above 0 of each family, cheapest first, with what hiding the first n of them leaves known
+    family_ranks as (
         select
-            *,
-            count(*) filter (where is_primary_suppressed) over family as family_suppressed_count,
-            row_number() over (
-                family order by (is_primary_suppressed or coalesce(value, 0) = 0), value, breakdown
-            ) as candidate_rank
+            area_code,
+            month,
+            kpi_code,
+            breakdown,
+            suppression_family,
+            family_month,
+            family_total_kpi,
+            count(*) filter (where is_primary_suppressed) over family as family_primary_count,
+            row_number() over family_order as family_rank,
+            sum(value) over family_order as hidden_sum,
+            lead(value) over family_order as next_value
         from primary_suppression
-        where suppression_family is not null
-        window family as (partition by area_code, month, suppression_family)
-        union all
-        select *, null::bigint, null::bigint
-        from primary_suppression
-        where suppression_family is null
+        where suppression_family is not null and value > 0
+        window
+            family as (partition by area_code, family_month, suppression_family),
+            family_order as (
+                partition by area_code, family_month, suppression_family
+                order by value, breakdown rows between unbounded preceding and current row
+            )
     ),
 
-    suppression as (
+    family_bounds as (
         select
             *,
-            is_primary_suppressed
-            or (
-                suppression_family is not null
-                and family_suppressed_count = 1
-                and candidate_rank = 1
-                and not is_primary_suppressed
-                and value > 0
-            ) as is_suppressed
-        from family_cells
-    )
+            case when next_value is null then hidden_sum - (family_rank - 1)
+                else least(next_value, hidden_sum - (family_rank - 1)) end as highest_hidden,
+            case when next_value is null then 1
+                else greatest(1, hidden_sum - (family_rank - 1) * next_value) end as lowest_hidden
+        from family_ranks
+        where family_primary_count > 0
+    ),
+
+    family_protection as (
+        select
+            area_code,
+            family_month,
+            suppression_family,
+            min(family_total_kpi) as family_total_kpi,
+            coalesce(
+                min(family_rank) filter (where is_protected),
+                max(family_rank)
+            ) as hidden_cells,
+            coalesce(bool_or(is_protected), false) as is_protectable
+        from (
+            select
+                *,
+                family_rank >= greatest(family_primary_count, 2)
+                and (highest_hidden - lowest_hidden >= 4 or (lowest_hidden = 1 and highest_hidden = 4))
+                    as is_protected
+            from family_bounds
+        ) as candidates
+        group by area_code, family_month, suppression_family
+    ),
+
+    -- a family that cannot be protected hides its total (the 'all' row of the same KPI)
+    unprotectable_totals as (
+        select distinct area_code, family_month as month, family_total_kpi as kpi_code, 'all' as breakdown
+        from family_protection
+        where not is_protectable
+    ),
+
+    secondary_suppression as (
+        select
+            primary_suppression.*,
+            primary_suppression.is_primary_suppressed
+            or coalesce(family_ranks.family_rank <= family_protection.hidden_cells, false)
+            or unprotectable_totals.area_code is not null as is_family_suppressed
+        from primary_suppression
+        left join family_ranks
+            on family_ranks.area_code = primary_suppression.area_code
+            and family_ranks.month = primary_suppression.month
+            and family_ranks.kpi_code = primary_suppression.kpi_code
+            and family_ranks.breakdown = primary_suppression.breakdown
+        left join family_protection
+            on family_protection.area_code = primary_suppression.area_code
+            and family_protection.family_month = primary_suppression.family_month
+            and family_protection.suppression_family = primary_suppression.suppression_family
+        left join unprotectable_totals
+            on unprotectable_totals.area_code = primary_suppression.area_code
+            and unprotectable_totals.month = primary_suppression.month
+            and unprotectable_totals.kpi_code = primary_suppression.kpi_code
+            and unprotectable_totals.breakdown = primary_suppression.breakdown
+    ),
+
+    {%- set passes = [('first', 'secondary_suppression', 'is_family_suppressed', 'is_first_suppressed'),
+                      ('second', 'first_dependents', 'is_first_suppressed', 'is_suppressed')] %}
+    {%- for pass_name, previous, hidden, result in passes %}
+
+    -- figures that would give a hidden input away (hidden inputs are few: start from them)
+    {{ pass_name }}_hidden_dependents as (
+        select distinct dependents.area_code, dependents.month, dependents.kpi_code, dependents.breakdown
+        from {{ previous }} as inputs
+        inner join {{ dependencies }} as dependencies
+            on dependencies.input_kpi = inputs.kpi_code
+        inner join {{ previous }} as dependents
+            on dependents.area_code = inputs.area_code
+            and dependents.kpi_code = dependencies.dependent_kpi
+            and dependents.breakdown = coalesce(dependencies.dependent_breakdown, dependents.breakdown)
+            and (
+                dependencies.dependent_months is null
+                or extract(month from dependents.month)::integer = any(dependencies.dependent_months)
+            )
+            and (
+                dependencies.input_breakdown = '*'
+                or inputs.breakdown = coalesce(dependencies.input_breakdown, dependents.breakdown)
+            )
+            and inputs.month between {{ add_months('dependents.month', 'dependencies.from_offset') }}
+                and {{ add_months('dependents.month', 'dependencies.to_offset') }}
+        where inputs.{{ hidden }}
+    ),
+
+    {{ pass_name }}_dependents as (
+        select
+            previous.*,
+            previous.{{ hidden }} or hidden_dependents.area_code is not null as {{ result }}
+        from {{ previous }} as previous
+        left join {{ pass_name }}_hidden_dependents as hidden_dependents
+            on hidden_dependents.area_code = previous.area_code
+            and hidden_dependents.month = previous.month
+            and hidden_dependents.kpi_code = previous.kpi_code
+            and hidden_dependents.breakdown = previous.breakdown
+    ){{ ',' if not loop.last }}
+    {%- endfor %}
 
     select
         area_code,
@@ -70,7 +179,7 @@
         is_suppressed,
         is_provisional,
         source_submissions
-    from suppression
+    from second_dependents
 {%- endmacro %}
 
 

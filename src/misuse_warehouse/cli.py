@@ -249,7 +249,13 @@ def status() -> None:
         pubs = Table("id", "published at", "month", "run", title="Latest publications")
         for row in status_queries.publications(conn):
             pubs.add_row(*(str(v) for v in row))
-    console.print(loaded, published, pubs)
+        audit = Table(
+            "role", "areas", "suppressed counts checked", "disclosed", "narrowest feasible range", "at",
+            title="Disclosure audit (latest mart gate)",
+        )  # fmt: skip
+        for row in status_queries.disclosure_audits(conn):
+            audit.add_row(*(str(v) for v in row))
+    console.print(loaded, published, pubs, audit)
     console.print(f"published marts checksum: {checksum}")
 
 

@@ -64,6 +64,22 @@ create table if not exists ops.layer_rows (
     row_count bigint not null,
     primary key (dag_run_id, layer, table_name)
 );
+
+-- The mart gate's disclosure audit, one row per role audited (misuse_warehouse.disclosure_audit).
+create table if not exists ops.disclosure_audits (
+    disclosure_audit_id bigint generated always as identity primary key,
+    dag_run_id text,
+    audited_at timestamptz not null default now(),
+    role_name text not null,
+    areas integer not null,
+    cells_checked integer not null,
+    cells_disclosed integer not null,
+    narrowest_cell text,
+    narrowest_lowest integer,
+    narrowest_highest integer,
+    findings jsonb not null
+);
+create index if not exists disclosure_audits_run on ops.disclosure_audits (dag_run_id);
 """
 
 
@@ -157,6 +173,30 @@ def record_gate_results(
                     c["unexpected_percent"],
                 )
                 for c in checks
+            ],
+        )
+
+
+def record_disclosure_audits(conn: psycopg.Connection, dag_run_id: str | None, results: list[Any]) -> None:
+    """Each role's audit (disclosure_audit.AuditResult): cells checked, the narrowest range, what failed."""
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.executemany(
+            """insert into ops.disclosure_audits (dag_run_id, role_name, areas, cells_checked, cells_disclosed,
+                   narrowest_cell, narrowest_lowest, narrowest_highest, findings)
+               values (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+            [
+                (
+                    dag_run_id,
+                    r.role,
+                    r.areas,
+                    r.cells_checked,
+                    len(r.findings),
+                    r.narrowest[0] if r.narrowest else None,
+                    r.narrowest[1] if r.narrowest else None,
+                    None if not r.narrowest or r.narrowest[2] == float("inf") else int(r.narrowest[2]),
+                    json.dumps([f.text() for f in r.findings]),
+                )
+                for r in results
             ],
         )
 

@@ -325,22 +325,50 @@ def pull_police_recent(month: str, dag_run_id: str | None = None, catch_up_from:
 
 
 def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
+    """The mart suites (GX) and the disclosure audit on the next schema; raises when either fails."""
+    from misuse_warehouse import disclosure_audit
+
     with (
         warehouse.connect(role=roles.TRANSFORMER) as conn,
         observe.task_run(conn, dag_run_id, "mart_gate", "marts", publish.NEXT) as run,
     ):
+        # first, on a connection of its own: it alters the next schema's tables (rolled back), which
+        # would wait for ever behind this connection's reads
+        audits = disclosure_audit.run(publish.NEXT)
         results = gate.check_marts(conn, publish.NEXT_SCHEMAS, dag_run_id)
         for result in results:
             observe.record_gate_results(conn, dag_run_id, "marts", result.suite, result.suite, result.checks)
-        run.detail = {"suites": len(results), "failed": [r.suite for r in results if not r.success]}
+        observe.record_gate_results(
+            conn, dag_run_id, "marts", "disclosure_audit", f"{publish.NEXT}.kpi_monthly",
+            disclosure_audit.gate_checks(audits),
+        )  # fmt: skip
+        observe.record_disclosure_audits(conn, dag_run_id, audits)
+        audit = disclosure_audit.summary(audits)
+        log.info("disclosure audit: %s", audit["text"])
+        run.detail = {
+            "suites": len(results),
+            "failed": [r.suite for r in results if not r.success] + (["disclosure_audit"] if audit["failed"] else []),
+            "disclosure_audit": audit,
+        }
         faults.hold("gate")
     summary = [
         {"suite": r.suite, "success": r.success, "evaluated": r.evaluated, "failures": r.failures} for r in results
     ]
+    summary.append(
+        {
+            "suite": "disclosure_audit",
+            "success": not audit["failed"],
+            "evaluated": audit["cells_checked"],
+            "failures": [{"rule": text} for text in audit["failed"]],
+            "narrowest": audit["narrowest"],
+        }
+    )
     failed = [r for r in results if not r.success]
-    if failed:
-        rules = "; ".join(f"{r.suite}: {', '.join(f['rule'] for f in r.failures)}" for r in failed)
-        raise GateFailed(f"mart gate failed, marts left as they were — {rules}")
+    problems = [f"{r.suite}: {', '.join(f['rule'] for f in r.failures)}" for r in failed]
+    if audit["failed"]:
+        problems.append("disclosure audit: " + "; ".join(audit["failed"][:20]))
+    if problems:
+        raise GateFailed(f"mart gate failed, marts left as they were — {'; '.join(problems)}")
     return summary
 
 

@@ -57,3 +57,17 @@ def published_months(conn: psycopg.Connection) -> list[tuple[str, int, int]]:
         """select to_char(month, 'YYYY-MM'), count(distinct area_code), count(*)
            from marts.kpi_monthly group by 1 order by 1"""
     ).fetchall()
+
+
+def disclosure_audits(conn: psycopg.Connection) -> list[tuple[Any, ...]]:
+    """The latest mart gate's disclosure audit, a row per role: cells checked and the narrowest range."""
+    return conn.execute(
+        """select role_name, areas, cells_checked, cells_disclosed,
+                  narrowest_cell || ': ' || narrowest_lowest || '..' || coalesce(narrowest_highest::text, 'unbounded'),
+                  to_char(audited_at, 'YYYY-MM-DD HH24:MI')
+           from ops.disclosure_audits
+           where dag_run_id is not distinct from (
+               select dag_run_id from ops.disclosure_audits order by disclosure_audit_id desc limit 1)
+             and audited_at >= (select max(audited_at) - interval '1 hour' from ops.disclosure_audits)
+           order by role_name <> 'bi_reader', role_name"""
+    ).fetchall()

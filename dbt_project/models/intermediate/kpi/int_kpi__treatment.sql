@@ -175,7 +175,10 @@ t3 as (
         area_code, month, 'T3_median_days' as kpi_code, 'all' as breakdown,
         null::numeric as numerator, null::numeric as denominator,
         median_wait_days::numeric as value,
-        0 as lookback_months, 'none' as disclosure_rule, null as suppression_family,
+        -- a median over 1-4 episodes is close to one person's wait (data dictionary, disclosure control)
+        0 as lookback_months,
+        case when {{ is_small_count('episode_count') }} then 'always' else 'none' end as disclosure_rule,
+        null as suppression_family,
         false as is_proportion
     from waits
     union all

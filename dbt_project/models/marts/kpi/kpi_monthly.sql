@@ -9,14 +9,47 @@ with domain_kpis as (
     select
         area_code, month, kpi_code, breakdown, numerator, denominator, value,
         ci_lower, ci_upper, is_provisional, source_submissions,
-        disclosure_rule, suppression_family
+        disclosure_rule,
+        -- T7's months are a family within their financial year, whose total is T7_12m of March
+        case when kpi_code = 'T7_month' then 'T7_month|financial_year' else suppression_family end
+            as suppression_family,
+        case
+            when kpi_code = 'T7_month'
+                then make_date(extract(year from month)::integer + (extract(month from month) > 3)::integer, 3, 1)
+            else month
+        end as family_month,
+        case when kpi_code = 'T7_month' then 'T7_12m' else kpi_code end as family_total_kpi
     from {{ ref(model_name) }}
     {% if not loop.last %}union all{% endif %}
     {% endfor %}
 ),
 
+-- figures that state or undo an input, so they are hidden with it (data dictionary, "Disclosure control")
+suppression_dependencies (
+    dependent_kpi, dependent_breakdown, dependent_months, input_kpi, input_breakdown, from_offset, to_offset
+) as (
+    values
+        -- T7_12m of March is the financial year's total, protected with its months as a family. Any
+        -- other month's T7_12m is that total less the months that left the window plus those that
+        -- entered: it shows only when they all show and the total does (else it gives their sum)
+        {%- for calendar_month in [4, 5, 6, 7, 8, 9, 10, 11, 12, 1, 2] %}
+        {%- set since_march = (calendar_month - 3) % 12 %}
+        ('T7_12m', 'all', array[{{ calendar_month }}], 'T7_12m', 'all', {{ -since_march }}, {{ -since_march }}),
+        ('T7_12m', 'all', array[{{ calendar_month }}], 'T7_month', 'all', {{ 1 - since_march }}, 0),
+        ('T7_12m', 'all', array[{{ calendar_month }}], 'T7_month', 'all', {{ -11 - since_march }}, -12),
+        {%- endfor %}
+        -- T4's denominator is T1 of the same KPI group six months earlier
+        ('T4', null, null, 'T1', null, -6, -6),
+        -- unit costs divide published spend by T1 all or by the T4 numerators
+        ('F3_per_person', 'all', null, 'T1', 'all', 0, 0),
+        ('F3_per_completion', 'all', null, 'T4', '*', 0, 0),
+        -- F4 gives the alcohol share of T1 away
+        ('F4', 'all', null, 'T1', 'all', 0, 0),
+        ('F4', 'all', null, 'T1', 'kpi_group=alcohol', 0, 0)
+),
+
 disclosed_kpis as (
-    {{ disclosure_control('domain_kpis') }}
+    {{ disclosure_control('domain_kpis', 'suppression_dependencies') }}
 ),
 
 -- B1: England's latest Fingertips value for T4 (each group) and C1
