@@ -338,6 +338,15 @@ class TestFunding:
         # 2024-25 has no previous year loaded
         assert not [k for k in funding["before"]["march"] if k[0] == "F2"]
 
+    def test_f3_f4_are_provisional_while_the_treatment_figures_are(self, funding: dict) -> None:
+        april = funding["before"]["april"]
+        # decision 21: April's ledger is final (May's has loaded), but T1 at April is provisional
+        # (April's treatment file is the only one: later files restate it): so are F3 and F4
+        assert not april[("F1_actual", "period=fytd")]["is_provisional"]
+        assert funding["before"]["april_treatment"][("T1", "all")]["is_provisional"]
+        assert april[("F3_per_person", "all")]["is_provisional"]
+        assert april[("F4", "all")]["is_provisional"]
+
     def test_f3_f4_unit_costs_and_social_return(self, funding: dict) -> None:
         april = funding["before"]["april"]
         # treatment lines year to date: 21,000 + 4,000 - 500 = 24,500 over 6 persons
