@@ -399,26 +399,30 @@ class TestScorecard:
             "2023/24",
             "worse",
         )
-        # T3: the five March starts waited 6 days (referral 4 March, start 10 March): within three weeks
+        # T3: the five March starts waited 6 days (referral 4 March, start 10 March); T3 has no default
+        # target (decision 19), and Medway has none of its own
         wait = card[("T3_median_days", "all")]
-        assert (wait["value"], wait["target_value"], wait["is_target_met"]) == (6, Decimal("21.0"), True)
+        assert (wait["value"], wait["target_value"], wait["is_target_met"]) == (6, None, None)
         for (code, breakdown), expected in B1.items():
             row = card[(code, breakdown)]
             assert (row["england_value"], row["comparison"]) == (Decimal(expected[5]), expected[6])
         assert card[("T4", "kpi_group=alcohol")]["england_time_period"] == "2023"
         assert card[("T1", "all")]["target_value"] is None and card[("T1", "all")]["is_target_met"] is None
 
-    def test_trend_over_the_last_12_months(self, published: dict) -> None:
+    def test_trend_needs_the_month_a_year_before(self, published: dict) -> None:
         t1 = published["scorecard"][("T1", "all")]
         # T1 is published from 2024-09 (its 12 months covered): 89 each month to February, then 94
         # with the five March starts. Least squares over x = 0..6: x̄ = 3, sum (x-x̄)² = 28,
-        # sum (x-x̄)·y = 3·94 - 3·89 = 15: slope 15/28 = 0.536 a month, rising, and more is better.
+        # sum (x-x̄)·y = 3·94 - 3·89 = 15: slope 15/28 = 0.536 a month - descriptive only. The label
+        # compares M with M-12 (decision 20), and 2024-03 is not published: no comparison, no arrow.
         assert (t1["value"], t1["trend_points"], t1["trend_slope_per_month"]) == (94, 7, Decimal("0.536"))
-        assert (t1["trend_movement"], t1["trend_direction"]) == ("increasing", "improving")
         assert t1["value_12_months_ago"] is None and t1["change_on_12_months_ago"] is None
-        # one month of releases: too few points for a trend
+        assert (t1["trend_movement"], t1["trend_direction"], t1["trend_arrow"]) == (None, None, None)
+        assert (t1["trend_test"], t1["trend_label"]) == ("byar", "no comparison")
+        # one month of releases: too few points for a slope, and no year before
         c1 = published["scorecard"][("C1", "all")]
         assert (c1["trend_points"], c1["trend_slope_per_month"], c1["trend_direction"]) == (1, None, None)
+        assert c1["trend_label"] == "no comparison"
 
     def test_spend_against_budget_year_to_date(self, published: dict) -> None:
         pipeline = published["pipeline"]
@@ -524,7 +528,8 @@ class TestPerformancePack:
         opiate = table_row(page, "Successful completions without re-presentation: opiate")
         assert "11.6%" in opiate and "5.1% – 24.5%" in opiate and "similar" in opiate
         assert "better" in table_row(page, "Successful completions without re-presentation: non-opiate")
-        assert "▲ improving" in table_row(page, "People in structured treatment (12 months)")
+        people = table_row(page, "People in structured treatment (12 months)")
+        assert "no comparison" in people and "improving" not in people and "▲" not in people
         assert "Financial year to date: actual £416,400.00 against a budget of £420,000.00" in page
         deaths = re.search(r"<tr><td>Deaths from drug misuse .*?</tr>", page, re.S)
         assert deaths and '<span class="suppressed">suppressed</span>' in deaths.group(0)  # 3 deaths: hidden

@@ -332,11 +332,39 @@ class TestFunding:
         assert april[("F2", "funding_stream=public_health_grant")]["value"] == money("10.0")
         assert april[("F2", "funding_stream=public_health_grant")]["denominator"] == money("1000000.00")
         assert april[("F2", "funding_stream=pcc")]["value"] == money("-10.0")
-        # DATRIG's first year and SSMTRG's absence: no F2 (decision 15)
-        assert ("F2", "funding_stream=datrig") not in april
+        # SSMTRG has no allocation in 2025-26: no F2 of its own (decision 15)
         assert ("F2", "funding_stream=ssmtrg") not in april
         # 2024-25 has no previous year loaded
         assert not [k for k in funding["before"]["march"] if k[0] == "F2"]
+
+    def test_f2_compares_a_new_stream_with_the_stream_it_replaced(self, funding: dict) -> None:
+        april = funding["before"]["april"]
+        # decision 22: DATRIG is new in 2025-26 and replaced SSMTRG (dim_funding_stream), which has no
+        # 2025-26 allocation: 175,000 on SSMTRG's 200,000 of 2024-25 = -12.5%, under DATRIG's name
+        datrig = april[("F2", "funding_stream=datrig")]
+        assert (datrig["numerator"], datrig["denominator"], datrig["value"]) == (
+            money("175000.00"),
+            money("200000.00"),
+            money("-12.5"),
+        )
+        # it rests on both years' grant files, and is provisional as every F2 of the month is
+        grants = funding["pipeline"].query(
+            "select submission_id::text from raw.submissions where feed = 'grants' and status = 'loaded' "
+            "order by period_start"
+        )
+        assert datrig["source_submissions"] == [g for (g,) in grants]
+        pcc = april[("F2", "funding_stream=pcc")]
+        assert datrig["is_provisional"] == pcc["is_provisional"] is False
+        assert datrig["source_submissions"] == pcc["source_submissions"]
+
+    def test_f3_f4_are_provisional_while_the_treatment_figures_are(self, funding: dict) -> None:
+        april = funding["before"]["april"]
+        # decision 21: April's ledger is final (May's has loaded), but T1 at April is provisional
+        # (April's treatment file is the only one: later files restate it): so are F3 and F4
+        assert not april[("F1_actual", "period=fytd")]["is_provisional"]
+        assert funding["before"]["april_treatment"][("T1", "all")]["is_provisional"]
+        assert april[("F3_per_person", "all")]["is_provisional"]
+        assert april[("F4", "all")]["is_provisional"]
 
     def test_f3_f4_unit_costs_and_social_return(self, funding: dict) -> None:
         april = funding["before"]["april"]

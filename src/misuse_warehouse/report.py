@@ -363,17 +363,44 @@ figcaption{font-size:13px;color:#444} .summary{display:flex;gap:16px;flex-wrap:w
 .notes{font-size:13px;color:#444}
 """
 
-_ARROWS = {"improving": "▲ improving", "worsening": "▼ worsening", "no change": "► no change"}
+_TREND_CLASSES = {"improving": "better", "worsening": "worse"}
+"""The label's colour (the word is always written too); the arrow is the figure's direction, not its goodness."""
 
 
 def _e(text: Any) -> str:
     return html.escape("" if text is None else str(text))
 
 
+def fmt_change(change: Any, unit: str) -> str:
+    """The change on M-12 with its sign, in the KPI's unit (a change in a % is in percentage points)."""
+    number = float(change)
+    if unit == "%":
+        return f"{number:+.1f} points"
+    if unit == "£":
+        return f"{'-' if number < 0 else '+'}£{abs(number):,.2f}"
+    if unit == "count":
+        return f"{number:+,.0f}"
+    if unit == "days":
+        return f"{number:+g} days"
+    return f"{number:+,.2f}"
+
+
+def _trend_cell(row: dict[str, Any]) -> str:
+    """Arrow, label and figure, all three from the scorecard row (decision 20), so they cannot disagree."""
+    label = row["trend_label"] or "no comparison"
+    words = " ".join(w for w in (row["trend_arrow"], label) if w)
+    css = _TREND_CLASSES.get(row["trend_direction"] or "")
+    cell = f'<span class="{css}">{_e(words)}</span>' if css else _e(words)
+    if row["change_on_12_months_ago"] is not None:
+        year_ago = _month_label(_shift(row["month_id"], -12))
+        cell += f" <small>({_e(fmt_change(row['change_on_12_months_ago'], row['unit']))} on {year_ago})</small>"
+    return cell
+
+
 def _scorecard_table(current: list[dict[str, Any]]) -> str:
     head = (
         "<tr><th>KPI</th><th>value</th><th>95% CI</th><th>target</th><th>England</th>"
-        "<th>vs England</th><th>12-month trend</th></tr>"
+        "<th>vs England</th><th>change on a year before</th></tr>"
     )
     body = []
     for row in current:
@@ -392,7 +419,7 @@ def _scorecard_table(current: list[dict[str, Any]]) -> str:
                 if met is None
                 else (' <span class="met">met</span>' if met else ' <span class="missed">not met</span>')
             )
-            sign = "≥" if row["polarity"] == "higher" else "≤"
+            sign = "≤" if row["target_polarity"] == "lower" else "≥"
             target = f"{sign} {_e(fmt(row['target_value'], unit))}{state}"
         england = "–"
         if row["england_value"] is not None:
@@ -401,9 +428,7 @@ def _scorecard_table(current: list[dict[str, Any]]) -> str:
         versus = f'<span class="{comparison}">{comparison}</span>' if comparison else "–"
         if row["england_value"] is not None and comparison is None:
             versus = '<span class="suppressed">not compared</span>'
-        trend = _ARROWS.get(row["trend_direction"] or "", row["trend_movement"] or "–")
-        if row["change_on_12_months_ago"] is not None:
-            trend += f" <small>({float(row['change_on_12_months_ago']):+,.1f} on a year ago)</small>"
+        trend = _trend_cell(row)
         body.append(
             f"<tr><td>{_e(row['kpi_label'])}</td><td class='num'>{value_cell}</td><td class='num'>{ci}</td>"
             f"<td class='num'>{target}</td><td class='num'>{england}</td><td>{versus}</td><td>{trend}</td></tr>"
@@ -489,8 +514,14 @@ def render_html(area: str, area_name: str, month: date, current: list[dict[str, 
 <li><b>provisional</b>: a later file can still restate the figure.</li>
 <li><b>vs England</b> (B1): similar when England's latest Fingertips value lies inside the local 95% confidence
 interval (limits included); otherwise better or worse given which way is better.</li>
-<li><b>12-month trend</b>: the least-squares slope of the published values over the 12 months ending this
-month (at least 6 of them), read against which way is better; descriptive, not a significance test.</li>
+<li><b>change on a year before</b>: this month's figure against the same month a year before (for
+12-month measures, two windows that do not overlap). <b>improving</b> or <b>worsening</b> (by which way is
+better; <b>increasing</b> or <b>decreasing</b> where neither is) only when the two 95% confidence intervals do
+not overlap - Wilson for percentages of people or episodes, Byar's Poisson interval for counts (and for
+crimes per 10,000 residents) - otherwise <b>no significant change</b>. ▲ and ▼ show which way the figure
+moved, ► no significant change. Medians, money and spend variances are <b>not tested</b>: the change is
+shown without a label. <b>no comparison</b>: the month a year before is not published or is suppressed.</li>
+<li><b>target</b>: C1 against 75%; other KPIs only where the partnership has set a local target.</li>
 <li>Definitions: kpis.md and docs/data_dictionary.md of the Misuse Warehouse.</li>
 </ul>
 </body></html>

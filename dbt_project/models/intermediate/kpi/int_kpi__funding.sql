@@ -18,6 +18,53 @@ grant_allocations as (
     select * from {{ ref('fct_grant_allocations') }}
 ),
 
+funding_streams as (
+    select * from {{ ref('dim_funding_stream') }}
+),
+
+financial_years as (
+    select * from {{ ref('dim_financial_year') }}
+),
+
+-- what F2 compares each stream's allocation with: its own last year (decision 15), or,
+-- for a stream new this year that replaced another (dim_funding_stream), the replaced
+-- stream's allocation last year (decision 22: DATRIG 2025-26 against SSMTRG 2024-25),
+-- provided the replaced stream has no allocation of its own this year
+grant_comparisons as (
+    select
+        grant_allocations.area_id,
+        grant_allocations.financial_year_id,
+        grant_allocations.funding_stream_id,
+        grant_allocations.allocation_gbp,
+        grant_allocations.submission_id,
+        coalesce(grant_allocations.previous_year_allocation_gbp, replaced_stream.allocation_gbp)
+            as previous_year_allocation_gbp,
+        case
+            when grant_allocations.previous_year_allocation_gbp is not null
+                then grant_allocations.previous_year_submission_id
+            else replaced_stream.submission_id
+        end as previous_year_submission_id
+    from grant_allocations
+    inner join funding_streams
+        on funding_streams.funding_stream_id = grant_allocations.funding_stream_id
+    inner join financial_years
+        on financial_years.financial_year_id = grant_allocations.financial_year_id
+    left join financial_years as previous_years
+        on previous_years.financial_year_start = financial_years.financial_year_start - 1
+    left join grant_allocations as replaced_stream
+        on grant_allocations.previous_year_allocation_gbp is null
+        and replaced_stream.area_id = grant_allocations.area_id
+        and replaced_stream.funding_stream_id = funding_streams.replaces_funding_stream_id
+        and replaced_stream.financial_year_id = previous_years.financial_year_id
+        and not exists (
+            select 1
+            from grant_allocations as replaced_this_year
+            where replaced_this_year.area_id = grant_allocations.area_id
+                and replaced_this_year.financial_year_id = grant_allocations.financial_year_id
+                and replaced_this_year.funding_stream_id = funding_streams.replaces_funding_stream_id
+        )
+),
+
 -- areas' ledger months, whether every month from April to M is loaded
 -- (decision 14), and whether a later month's ledger has arrived yet
 ledger_months as (
@@ -163,31 +210,33 @@ f1 as (
 ),
 
 -- F2: this year's allocation on last year's, streams present in both years
--- with last year above 0 (decision 15), for every ledger month of the year
+-- with last year above 0 (decision 15) or new this year in place of a stream
+-- that was (decision 22), for every ledger month of the year; the breakdown
+-- names this year's stream
 f2 as (
     select
         ledger_month_status.area_code,
         ledger_month_status.month,
         'F2' as kpi_code,
-        'funding_stream=' || grant_allocations.funding_stream_id as breakdown,
-        grant_allocations.allocation_gbp as numerator,
-        grant_allocations.previous_year_allocation_gbp as denominator,
+        'funding_stream=' || grant_comparisons.funding_stream_id as breakdown,
+        grant_comparisons.allocation_gbp as numerator,
+        grant_comparisons.previous_year_allocation_gbp as denominator,
         round(
-            100 * (grant_allocations.allocation_gbp - grant_allocations.previous_year_allocation_gbp)
-            / grant_allocations.previous_year_allocation_gbp,
+            100 * (grant_comparisons.allocation_gbp - grant_comparisons.previous_year_allocation_gbp)
+            / grant_comparisons.previous_year_allocation_gbp,
             1
         ) as value,
         array(
             select distinct unnest(
-                array[grant_allocations.previous_year_submission_id, grant_allocations.submission_id]
+                array[grant_comparisons.previous_year_submission_id, grant_comparisons.submission_id]
             )
             order by 1
         )::text[] as source_submissions
     from ledger_month_status
-    inner join grant_allocations
-        on grant_allocations.area_id = ledger_month_status.area_code
-        and grant_allocations.financial_year_id = ledger_month_status.financial_year
-    where grant_allocations.previous_year_allocation_gbp > 0
+    inner join grant_comparisons
+        on grant_comparisons.area_id = ledger_month_status.area_code
+        and grant_comparisons.financial_year_id = ledger_month_status.financial_year
+    where grant_comparisons.previous_year_allocation_gbp > 0
 ),
 
 -- F5: contracts in the register as at M whose effective end falls from the

@@ -55,7 +55,10 @@ treatment_counts as (
         max(value) filter (where kpi_code = 'T1' and breakdown = 'all') as persons_in_treatment,
         max(value) filter (where kpi_code = 'T1' and breakdown = 'kpi_group=alcohol') as alcohol_persons,
         sum(numerator) filter (where kpi_code = 'T4') as successful_completions,
-        count(*) filter (where kpi_code = 'T4') as t4_group_count
+        count(*) filter (where kpi_code = 'T4') as t4_group_count,
+        -- decision 21: a figure built from another is provisional while any input is
+        coalesce(bool_or(is_provisional) filter (where kpi_code = 'T1'), false) as is_t1_provisional,
+        coalesce(bool_or(is_provisional) filter (where kpi_code = 'T4'), false) as is_t4_provisional
     from treatment_kpis
     where kpi_code in ('T1', 'T4')
     group by area_code, month
@@ -65,7 +68,9 @@ unit_costs as (
     select
         treatment_spend.area_code,
         treatment_spend.month,
-        treatment_spend.is_provisional,
+        -- F3 per person and F4 rest on T1, F3 per completion on the T4 numerators
+        treatment_spend.is_provisional or treatment_counts.is_t1_provisional as is_provisional,
+        treatment_spend.is_provisional or treatment_counts.is_t4_provisional as is_completions_provisional,
         treatment_spend.actual_gbp,
         treatment_counts.persons_in_treatment,
         treatment_counts.alcohol_persons,
@@ -90,7 +95,7 @@ f3 as (
     where persons_in_treatment > 0
     union all
     select
-        area_code, month, is_provisional, 'F3_per_completion', 'all',
+        area_code, month, is_completions_provisional, 'F3_per_completion', 'all',
         actual_gbp, successful_completions,
         round(actual_gbp / successful_completions, 2), source_submissions
     from unit_costs
@@ -128,7 +133,7 @@ select
     value::numeric as value,
     null::numeric as ci_lower,
     null::numeric as ci_upper,
-    -- as F1: provisional until a later month's ledger has loaded
+    -- provisional while the ledger (as F1) or the treatment KPIs it divides by are (decision 21)
     is_provisional,
     source_submissions,
     -- a unit cost over 1-4 persons would give the count away (spend is published in F1)
