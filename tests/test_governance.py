@@ -378,23 +378,33 @@ def test_secondary_suppression_in_the_published_breakdowns(governed: Any) -> Non
     assert dict((b, (v, s)) for b, v, s in hereford)["service_type=adult"] == (8, False)
 
 
-def disclosure_control(relation: str) -> str:
-    """The project's macro rendered as dbt renders it (plain Jinja: it calls only macros of its own file)."""
-    source = (settings.DBT_PROJECT_DIR / "macros" / "disclosure_control.sql").read_text()
-    return str(jinja2.Environment().from_string(source).module.disclosure_control(relation))
+def disclosure_control(relation: str, dependencies: str) -> str:
+    """The project's macro rendered as dbt renders it (plain Jinja: it calls only its own file's macros
+    and add_months)."""
+    macros = settings.DBT_PROJECT_DIR / "macros"
+    source = (macros / "add_months.sql").read_text() + (macros / "disclosure_control.sql").read_text()
+    return str(jinja2.Environment().from_string(source).module.disclosure_control(relation, dependencies))
 
 
 def test_secondary_suppression_macro_on_a_hand_made_breakdown(governed: Any) -> None:
-    """The one macro on cells made by hand: which cells a breakdown with its total hides."""
+    """The one macro on cells made by hand: which cells a breakdown with its total hides, and what
+    a dependent figure hides with its input."""
     cells = """
         select * from (values
-            -- family F1: total 20; a = 3 is hidden, so the next smallest above zero (b = 5) too; zero stays
+            -- family F1: total 20; a = 3 is hidden, so the next smallest above zero (b = 5) too: the two
+            -- hidden cells sum to 8 and are each at most 12 (c), so each could be 1..7; zero stays
             ('F1', 'all', 20, null::text), ('F1', 'x=a', 3, 'F1'), ('F1', 'x=b', 5, 'F1'),
             ('F1', 'x=c', 12, 'F1'), ('F1', 'x=d', 0, 'F1'),
-            -- family F2: two cells hidden already: nothing more
+            -- family F2: two cells hidden already, 1..4 each (the rule's own interval): nothing more
             ('F2', 'all', 20, null), ('F2', 'x=a', 2, 'F2'), ('F2', 'x=b', 3, 'F2'), ('F2', 'x=c', 15, 'F2'),
             -- family F3: nothing small, nothing hidden
-            ('F3', 'all', 30, null), ('F3', 'x=a', 10, 'F3'), ('F3', 'x=b', 20, 'F3')
+            ('F3', 'all', 30, null), ('F3', 'x=a', 10, 'F3'), ('F3', 'x=b', 20, 'F3'),
+            -- family F4: 2 and 5 hidden beside a visible 5 would be 2..5: the other 5 is hidden too
+            ('F4', 'all', 12, null), ('F4', 'x=a', 2, 'F4'), ('F4', 'x=b', 5, 'F4'), ('F4', 'x=c', 5, 'F4'),
+            -- family F5: 1 and 1 are both 1 whatever is hidden: the total goes too
+            ('F5', 'all', 2, null), ('F5', 'x=a', 1, 'F5'), ('F5', 'x=b', 1, 'F5'),
+            -- G would give F5's total away: hidden with it
+            ('G', 'all', 50, null), ('H', 'all', 40, null)
         ) as cells (kpi_code, breakdown, value, suppression_family)
     """
     query = f"""
@@ -403,10 +413,20 @@ def test_secondary_suppression_macro_on_a_hand_made_breakdown(governed: Any) -> 
             select 'E06000035' as area_code, date '2025-03-01' as month, kpi_code, breakdown,
                    value as numerator, null::numeric as denominator, value, null::numeric as ci_lower,
                    null::numeric as ci_upper, false as is_provisional, null::text[] as source_submissions,
-                   'count' as disclosure_rule, kpi_code || '|' || suppression_family as suppression_family
+                   'count' as disclosure_rule, kpi_code || '|' || suppression_family as suppression_family,
+                   date '2025-03-01' as family_month, kpi_code as family_total_kpi
             from cells
         ),
-        disclosed as ({disclosure_control("kpi_cells")})
+        dependencies (
+            kind, dependent_kpi, dependent_breakdown, dependent_months, input_kpi, input_breakdown,
+            from_offset, to_offset
+        ) as (values
+            ('hidden_with', 'G', 'all', null::integer[], 'F5', 'all', 0, 0),
+            -- H is hidden with F1's a, but F3's total states it: shown
+            ('hidden_with', 'H', 'all', null, 'F1', 'x=a', 0, 0),
+            ('shown_with', 'H', 'all', null, 'F3', 'all', 0, 0)
+        ),
+        disclosed as ({disclosure_control("kpi_cells", "dependencies")})
         select kpi_code, breakdown, value, is_suppressed from disclosed order by 1, 2
     """
     result = {(k, b): (v, s) for k, b, v, s in governed.query(query)}
@@ -423,6 +443,15 @@ def test_secondary_suppression_macro_on_a_hand_made_breakdown(governed: Any) -> 
         ("F3", "all"): (30, False),
         ("F3", "x=a"): (10, False),
         ("F3", "x=b"): (20, False),
+        ("F4", "all"): (12, False),
+        ("F4", "x=a"): (None, True),
+        ("F4", "x=b"): (None, True),
+        ("F4", "x=c"): (None, True),
+        ("F5", "all"): (None, True),
+        ("F5", "x=a"): (None, True),
+        ("F5", "x=b"): (None, True),
+        ("G", "all"): (None, True),
+        ("H", "all"): (40, False),
     }
 
 

@@ -245,6 +245,12 @@ def funding(pipeline: Any, tmp_path_factory: pytest.TempPathFactory, make_httpse
         "march": figures(pipeline, MEDWAY, "2025-03"),
         "herefordshire": figures(pipeline, HEREFORDSHIRE, "2025-04"),
         "versions": contract_versions(pipeline),
+        # F4 before disclosure control (published, it would give T1's hidden alcohol group away)
+        "april_f4_computed": pipeline.query(
+            "select value from intermediate.int_kpi__funding_unit_costs"
+            " where area_code = %s and month = '2025-04-01' and kpi_code = 'F4'",
+            (MEDWAY,),
+        ),
     }
     # April restated: L1's actual corrected to 20,000.00 and L3 withdrawn; the register
     # for April restated to record C01's extension already then
@@ -371,8 +377,10 @@ class TestFunding:
         # treatment lines year to date: 21,000 + 4,000 - 500 = 24,500 over 6 persons
         f3 = april[("F3_per_person", "all")]
         assert (f3["numerator"], f3["denominator"], f3["value"]) == (money("24500.00"), 6, money("4083.33"))
-        # F4: 24,500 x (3 x 2 alcohol-only + 4 x 4 others) / 6 = 89,833.33
-        assert april[("F4", "all")]["value"] == money("89833.33")
+        # F4: 24,500 x (3 x 2 alcohol-only + 4 x 4 others) / 6 = 89,833.33, which gives the 2
+        # alcohol-only persons back (6 x (4 - 89,833.33 / 24,500)): T1's alcohol group is hidden, so is F4
+        assert funding["before"]["april_f4_computed"] == [(money("89833.33"),)]
+        assert april[("F4", "all")]["is_suppressed"] and april[("F4", "all")]["value"] is None
         # no T4 yet (six months of cover needed): no cost per completion
         assert ("F3_per_completion", "all") not in april
         # May has no treatment figures (no May treatment file): no F3

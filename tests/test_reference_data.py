@@ -53,3 +53,19 @@ def test_seeds_load_when_changed_or_missing(db: psycopg.Connection, warehouse_ur
             reference_data.load("run_5", project)
         assert loads(conn) == before
         assert not reference_data.is_current(conn, reference_data.fingerprint(project), project)
+
+
+def test_a_seed_that_gains_a_column_in_an_upgrade_is_recreated(
+    db: psycopg.Connection, warehouse_url: str, tmp_path: Path
+) -> None:
+    """An existing warehouse whose seed table predates a new column (ref_scorecard_kpis.trend_test)."""
+    db.commit()
+    reference_data.load("before_upgrade")
+    with psycopg.connect(warehouse_url, autocommit=True) as conn:
+        conn.execute("alter table reference.ref_scorecard_kpis drop column trend_test")
+        conn.execute("delete from ops.reference_data_loads")  # as before the upgrade changed the files
+        assert reference_data.reshaped_seeds(conn) == ["ref_scorecard_kpis"]
+        done = reference_data.load("after_upgrade")
+        assert done["loaded"] and done["recreated"] == ["ref_scorecard_kpis"]
+        assert conn.execute("select count(trend_test) > 0 from reference.ref_scorecard_kpis").fetchone() == (True,)
+        assert reference_data.reshaped_seeds(conn) == []

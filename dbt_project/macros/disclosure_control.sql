@@ -10,11 +10,14 @@
                            (money, F2);
       suppression_family   cells published with their total that protect each
                            other (e.g. 'T1|service_type'), else NULL.
-    `dependencies` lists figures that give an input away, so they are hidden
-    with it: dependent_kpi, dependent_breakdown (NULL: any), dependent_months
-    (calendar months of the year it applies in, NULL: every), input_kpi,
-    input_breakdown (NULL: the dependent's own; '*': any), from_offset and to_offset
-    (the input's months relative to the dependent's).
+    `dependencies` lists, with kind 'hidden_with', figures that give an input
+    away, so they are hidden with it; with kind 'shown_with', the inputs that
+    state a figure anyway, so that one hidden only through its inputs shows
+    when all of these exist and show: kind, dependent_kpi, dependent_breakdown
+    (NULL: any), dependent_months (calendar months of the year it applies in,
+    NULL: every), input_kpi, input_breakdown (NULL: the dependent's own; '*':
+    any), from_offset and to_offset (the input's months relative to the
+    dependent's).
     1. Primary suppression hides counts and rates as above; zero stays zero.
     2. Secondary suppression, per family: cells above 0 are hidden cheapest
        first (primary cells, then by value) until at least two are hidden and
@@ -23,7 +26,8 @@
        the smallest cell left visible. A family that cannot be protected even
        with every cell hidden hides its total too.
     3. Dependent suppression: a figure with a hidden input is hidden, applied
-       twice (T1 -> T4 six months on -> F3 per completion).
+       twice (T1 -> T4 six months on -> F3 per completion), unless the
+       published figures state it anyway ('shown_with').
     Hidden rows get NULL numerator, denominator, value and limits.
 -#}
 {% macro disclosure_control(relation, dependencies) -%}
@@ -136,6 +140,7 @@
         from {{ previous }} as inputs
         inner join {{ dependencies }} as dependencies
             on dependencies.input_kpi = inputs.kpi_code
+            and dependencies.kind = 'hidden_with'
         inner join {{ previous }} as dependents
             on dependents.area_code = inputs.area_code
             and dependents.kpi_code = dependencies.dependent_kpi
@@ -163,23 +168,74 @@
             and hidden_dependents.month = previous.month
             and hidden_dependents.kpi_code = previous.kpi_code
             and hidden_dependents.breakdown = previous.breakdown
-    ){{ ',' if not loop.last }}
+    ),
     {%- endfor %}
+
+    -- each 'shown_with' entry of a figure hidden only through its inputs: do those inputs all exist
+    -- (a row for every month of the range) and show?
+    derivations as (
+        select
+            dependents.area_code,
+            dependents.month,
+            dependents.kpi_code,
+            dependents.breakdown,
+            count(inputs.kpi_code) = dependencies.to_offset - dependencies.from_offset + 1
+            and not coalesce(bool_or(inputs.is_suppressed), false) as is_stated
+        from second_dependents as dependents
+        inner join {{ dependencies }} as dependencies
+            on dependencies.kind = 'shown_with'
+            and dependencies.dependent_kpi = dependents.kpi_code
+            and dependents.breakdown = coalesce(dependencies.dependent_breakdown, dependents.breakdown)
+            and (
+                dependencies.dependent_months is null
+                or extract(month from dependents.month)::integer = any(dependencies.dependent_months)
+            )
+        left join second_dependents as inputs
+            on inputs.area_code = dependents.area_code
+            and inputs.kpi_code = dependencies.input_kpi
+            and inputs.breakdown = coalesce(dependencies.input_breakdown, dependents.breakdown)
+            and inputs.month between {{ add_months('dependents.month', 'dependencies.from_offset') }}
+                and {{ add_months('dependents.month', 'dependencies.to_offset') }}
+        where dependents.is_suppressed and not dependents.is_family_suppressed
+        group by
+            dependents.area_code, dependents.month, dependents.kpi_code, dependents.breakdown,
+            dependencies.input_kpi, dependencies.input_breakdown, dependencies.from_offset, dependencies.to_offset
+    ),
+
+    -- published figures state them anyway: hiding them would protect nothing
+    derivable as (
+        select area_code, month, kpi_code, breakdown
+        from derivations
+        group by area_code, month, kpi_code, breakdown
+        having bool_and(is_stated)
+    ),
+
+    final_suppression as (
+        select
+            second_dependents.*,
+            second_dependents.is_suppressed and derivable.area_code is null as is_hidden
+        from second_dependents
+        left join derivable
+            on derivable.area_code = second_dependents.area_code
+            and derivable.month = second_dependents.month
+            and derivable.kpi_code = second_dependents.kpi_code
+            and derivable.breakdown = second_dependents.breakdown
+    )
 
     select
         area_code,
         month,
         kpi_code,
         breakdown,
-        case when not is_suppressed then numerator end as numerator,
-        case when not is_suppressed then denominator end as denominator,
-        case when not is_suppressed then value end as value,
-        case when not is_suppressed then ci_lower end as ci_lower,
-        case when not is_suppressed then ci_upper end as ci_upper,
-        is_suppressed,
+        case when not is_hidden then numerator end as numerator,
+        case when not is_hidden then denominator end as denominator,
+        case when not is_hidden then value end as value,
+        case when not is_hidden then ci_lower end as ci_lower,
+        case when not is_hidden then ci_upper end as ci_upper,
+        is_hidden as is_suppressed,
         is_provisional,
         source_submissions
-    from second_dependents
+    from final_suppression
 {%- endmacro %}
 
 

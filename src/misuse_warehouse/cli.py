@@ -380,8 +380,15 @@ def _summary(results, url_: str, elapsed: float) -> None:  # noqa: ANN001
             ([r.run_id for r in results],),
         ).fetchone()
         checksum = publish.published_checksum(conn)
+        audit = status_queries.disclosure_audits(conn)
     console.print("raw gate: " + ", ".join(f"{s} {n}" for s, n in gates))
     console.print(f"mart gate: {marts_gate[1]:,} of {marts_gate[2]:,} expectations passed over {marts_gate[0]} runs")
+    if audit:
+        role, _, checked, disclosed, narrowest, _ = audit[0]
+        console.print(
+            f"disclosure audit (last run, {len(audit)} roles): {checked:,} suppressed counts checked as {role}, "
+            f"{disclosed} disclosed; narrowest feasible range {narrowest}"
+        )
     # a fresh home has its own pseudonymisation key and numbers submissions in the order Airflow ran the feeds
     console.print(f"published marts checksum: {checksum} (the same when the demo runs again in this home)")
     docs = gate.data_docs_index()

@@ -396,15 +396,28 @@ def check_deadlines(month: str, dag_run_id: str | None = None) -> dict[str, Any]
     return result
 
 
-def report(outcomes: list[dict[str, Any]], dag_run_id: str | None = None) -> dict[str, int]:
-    """Data Docs for this run's validations, then a loud failure if any file was refused."""
+def report(outcomes: list[dict[str, Any]], dag_run_id: str | None = None) -> dict[str, Any]:
+    """Data Docs for this run's validations, the run's disclosure audit, then a loud failure if any
+    file was refused."""
     gate.build_data_docs(dag_run_id)
+    counts: dict[str, Any] = {}
     if dag_run_id:
         from misuse_warehouse import status
 
         with warehouse.connect() as conn:
             observe.record_layer_rows(conn, dag_run_id, status.layer_rows(conn))
-    counts: dict[str, int] = {}
+            audited = conn.execute(
+                """select sum(cells_checked), sum(cells_disclosed), count(*) from ops.disclosure_audits
+                   where dag_run_id = %s""",
+                (dag_run_id,),
+            ).fetchone()
+            narrowest = next(iter(status.disclosure_audits(conn)), None)
+        if audited[2]:
+            counts["disclosure_audit"] = (
+                f"{audited[0]:,} suppressed counts checked as {audited[2]} roles, {audited[1]} disclosed; "
+                f"narrowest feasible range {narrowest[4] if narrowest else 'none'}"
+            )
+            log.info("disclosure audit: %s", counts["disclosure_audit"])
     for outcome in outcomes:
         counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
         if outcome.get("warnings"):

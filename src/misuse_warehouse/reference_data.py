@@ -10,6 +10,7 @@ it. Tests relating a model to a seed stay in the monthly build (orchestration.BU
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import tempfile
 from pathlib import Path
@@ -61,16 +62,40 @@ def is_current(conn: psycopg.Connection, current: str, project: Path = settings.
     return conn.execute(query, (names,)).fetchone() == (0,)
 
 
+def reshaped_seeds(conn: psycopg.Connection, project: Path = settings.DBT_PROJECT_DIR) -> list[str]:
+    """Seeds whose table has other columns than the file: an upgrade added or dropped one.
+
+    dbt reloads a seed into its existing table, so a new column fails the insert; these are
+    recreated instead (`--full-refresh`). Only staging views could depend on a seed table, and the
+    build that follows recreates them.
+    """
+    reshaped = []
+    for name in seed_names(project):
+        with (project / "seeds" / f"{name}.csv").open(newline="") as file:
+            header = next(csv.reader(file), [])
+        columns = [
+            c
+            for (c,) in conn.execute(
+                "select column_name from information_schema.columns where table_schema = %s and table_name = %s",
+                (SCHEMA, name),
+            ).fetchall()
+        ]
+        if columns and sorted(columns) != sorted(h.strip() for h in header):
+            reshaped.append(name)
+    return reshaped
+
+
 def load(run_id: str | None = None, project: Path = settings.DBT_PROJECT_DIR) -> dict[str, Any]:
     """Seeds loaded and tested unless already current; what was done, for the task's log and XCom."""
     current = fingerprint(project)
     with warehouse.connect(role=roles.TRANSFORMER) as conn:
         if is_current(conn, current, project):
             return {"loaded": False, "fingerprint": current}
+        reshaped = reshaped_seeds(conn, project)
     with tempfile.TemporaryDirectory(prefix="misuse-warehouse-seeds-") as target:
         # tests whose every parent is a seed; those that also read a model run in the monthly build
         command = ["build", "--select", "resource_type:seed", "--indirect-selection", "cautious"]
-        done = orchestration.run_dbt(command, Path(target), project)
+        done = orchestration.run_dbt(command + (["--full-refresh"] if reshaped else []), Path(target), project)
     if done.returncode != 0:
         raise ReferenceDataError(
             f"loading the reference seeds failed (dbt exit {done.returncode}); nothing was recorded:\n"
@@ -82,4 +107,4 @@ def load(run_id: str | None = None, project: Path = settings.DBT_PROJECT_DIR) ->
             "insert into ops.reference_data_loads (fingerprint, seed_names, dag_run_id) values (%s, %s, %s)",
             (current, names, run_id),
         )
-    return {"loaded": True, "fingerprint": current, "seeds": names}
+    return {"loaded": True, "fingerprint": current, "seeds": names, "recreated": reshaped}

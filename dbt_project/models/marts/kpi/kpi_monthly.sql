@@ -26,26 +26,28 @@ with domain_kpis as (
 
 -- figures that state or undo an input, so they are hidden with it (data dictionary, "Disclosure control")
 suppression_dependencies (
-    dependent_kpi, dependent_breakdown, dependent_months, input_kpi, input_breakdown, from_offset, to_offset
+    kind, dependent_kpi, dependent_breakdown, dependent_months, input_kpi, input_breakdown, from_offset, to_offset
 ) as (
     values
-        -- T7_12m of March is the financial year's total, protected with its months as a family. Any
-        -- other month's T7_12m is that total less the months that left the window plus those that
-        -- entered: it shows only when they all show and the total does (else it gives their sum)
+        -- T7_12m less the visible months of its window is the hidden months' sum: hidden when its
+        -- window holds a hidden month (March's is the financial year's total: its family decides) ...
+        ('hidden_with', 'T7_12m', 'all', array[1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'T7_month', 'all', -11, 0),
+        -- ... unless it is stated anyway: March's T7_12m (the financial year's total, protected as a
+        -- family with its months) less the months that left the window plus those that entered
         {%- for calendar_month in [4, 5, 6, 7, 8, 9, 10, 11, 12, 1, 2] %}
         {%- set since_march = (calendar_month - 3) % 12 %}
-        ('T7_12m', 'all', array[{{ calendar_month }}], 'T7_12m', 'all', {{ -since_march }}, {{ -since_march }}),
-        ('T7_12m', 'all', array[{{ calendar_month }}], 'T7_month', 'all', {{ 1 - since_march }}, 0),
-        ('T7_12m', 'all', array[{{ calendar_month }}], 'T7_month', 'all', {{ -11 - since_march }}, -12),
+        ('shown_with', 'T7_12m', 'all', array[{{ calendar_month }}], 'T7_12m', 'all', {{ -since_march }}, {{ -since_march }}),
+        ('shown_with', 'T7_12m', 'all', array[{{ calendar_month }}], 'T7_month', 'all', {{ 1 - since_march }}, 0),
+        ('shown_with', 'T7_12m', 'all', array[{{ calendar_month }}], 'T7_month', 'all', {{ -11 - since_march }}, -12),
         {%- endfor %}
         -- T4's denominator is T1 of the same KPI group six months earlier
-        ('T4', null, null, 'T1', null, -6, -6),
+        ('hidden_with', 'T4', null, null, 'T1', null, -6, -6),
         -- unit costs divide published spend by T1 all or by the T4 numerators
-        ('F3_per_person', 'all', null, 'T1', 'all', 0, 0),
-        ('F3_per_completion', 'all', null, 'T4', '*', 0, 0),
+        ('hidden_with', 'F3_per_person', 'all', null, 'T1', 'all', 0, 0),
+        ('hidden_with', 'F3_per_completion', 'all', null, 'T4', '*', 0, 0),
         -- F4 gives the alcohol share of T1 away
-        ('F4', 'all', null, 'T1', 'all', 0, 0),
-        ('F4', 'all', null, 'T1', 'kpi_group=alcohol', 0, 0)
+        ('hidden_with', 'F4', 'all', null, 'T1', 'all', 0, 0),
+        ('hidden_with', 'F4', 'all', null, 'T1', 'kpi_group=alcohol', 0, 0)
 ),
 
 disclosed_kpis as (
