@@ -58,6 +58,7 @@ def test_the_criterion_spans_five_values_or_exactly_the_rules_own_1_to_4() -> No
     assert not is_disclosed(1, 4)
     assert not is_disclosed(1, 5)
     assert not is_disclosed(1, math.inf)
+    assert not is_disclosed(0, 0), "a count known to be 0 gives nobody away"
 
 
 def test_a_death_recovered_by_subtracting_rolling_totals_is_caught() -> None:

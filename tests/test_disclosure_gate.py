@@ -14,13 +14,16 @@ MONTH = "2025-03"
 
 
 def _rows() -> list[dict]:
-    # twelve people in treatment since January, one of whom died in March; three start in March
+    # twelve opiate clients in treatment since January, one of whom died in March; three alcohol-only
+    # clients start in March
     people = [treatment_row(episode_id=f"E{i}", client_initials=f"A{chr(65 + i)}") for i in range(12)]
     people[0] |= {"discharge_date": "2025-03-15", "discharge_reason": "died"}
     starters = [
         treatment_row(
             episode_id=f"S{i}",
             client_initials=f"S{chr(65 + i)}",
+            substance_group="alcohol_only",
+            primary_substance="alcohol",
             referral_date="2025-02-20",
             first_intervention_date=f"2025-03-0{i + 1}",
         )
@@ -51,6 +54,12 @@ def test_the_gate_audits_a_month_and_refuses_a_planted_leak_naming_the_cell(
     assert _figure(pipeline, "T7_12m") == (None, True)
     # the median wait of three episodes is close to a person's wait: hidden
     assert _figure(pipeline, "T3_median_days") == (None, True)
+    # alcohol 3 is hidden, and opiate 12 with it: T1 all (15) less opiate would give it away
+    assert pipeline.query(
+        "select breakdown, value from marts.kpi_monthly where kpi_code = 'T1' and month = %s order by 1",
+        (f"{MONTH}-01",),
+    ) == [("all", 15), ("kpi_group=alcohol", None), ("kpi_group=non_opiate", 0), ("kpi_group=opiate", None),
+          ("service_type=adult", 15), ("service_type=young_people", 0)]  # fmt: skip
 
     audits = pipeline.query(
         "select role_name, cells_checked, cells_disclosed, narrowest_cell from ops.disclosure_audits"
@@ -68,7 +77,8 @@ def test_the_gate_audits_a_month_and_refuses_a_planted_leak_naming_the_cell(
     )
     assert gate_rows and all(ok for ok, _ in gate_rows)
 
-    # plant a leak after the build: the hidden year total shown; with the other months' zeros it is the death
+    # plant a leak after the build that no GX expectation sees (no count of 1-4 shown): the opiate
+    # group shown again, so T1 all less it is the alcohol group
     publications = pipeline.query("select count(*) from ops.publications")
     before = pipeline.checksums()
     audit = disclosure_audit.run
@@ -76,8 +86,8 @@ def test_the_gate_audits_a_month_and_refuses_a_planted_leak_naming_the_cell(
     def leaky_run(schema: str) -> list:
         with warehouse.connect() as conn:
             conn.execute(
-                f"update {schema}.kpi_monthly set numerator = 1, value = 1, is_suppressed = false"
-                " where kpi_code = 'T7_12m' and breakdown = 'all' and month = %s",
+                f"update {schema}.kpi_monthly set numerator = 12, value = 12, is_suppressed = false"
+                " where kpi_code = 'T1' and breakdown = 'kpi_group=opiate' and month = %s",
                 (f"{MONTH}-01",),
             )
             conn.commit()
@@ -93,5 +103,14 @@ def test_the_gate_audits_a_month_and_refuses_a_planted_leak_naming_the_cell(
         "select findings::text from ops.disclosure_audits where dag_run_id = %s and role_name = 'bi_reader'",
         (refused.run_id,),
     )[0][0]
-    assert f"E06000035 {MONTH} T7_month all is 1..1" in findings
-    assert "T7_12m is the sum of the twelve T7_month cells of its window" in findings
+    assert f"E06000035 {MONTH} T1 kpi_group=alcohol is 3..3" in findings
+    assert "T1 by kpi_group adds up to T1 all" in findings
+    # the roles that read Medway's rows fail the gate; the other analyst groups read nothing of it
+    gate = pipeline.query(
+        "select rule from ops.gate_results where dag_run_id = %s and suite = 'disclosure_audit' and not is_success",
+        (refused.run_id,),
+    )
+    assert sorted(rule for (rule,) in gate) == [
+        "no suppressed count can be worked out (analyst_medway)",
+        "no suppressed count can be worked out (bi_reader)",
+    ]

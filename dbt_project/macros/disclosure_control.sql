@@ -24,7 +24,9 @@
        the hidden ones could each take at least five whole values, or
        exactly 1-4, given the family's sum and that each is no larger than
        the smallest cell left visible. A family that cannot be protected even
-       with every cell hidden hides its total too.
+       with every cell hidden hides its total too; a family whose total is
+       itself 1-4 is hidden whole, zeros included (its cells would only narrow
+       the total).
     3. Dependent suppression: a figure with a hidden input is hidden, applied
        twice (T1 -> T4 six months on -> F3 per completion), unless the
        published figures state it anyway ('shown_with').
@@ -100,6 +102,13 @@
         group by area_code, family_month, suppression_family
     ),
 
+    -- a total of 1-4 is not broken down at all: every cell of its family is hidden, zeros too
+    primary_totals as (
+        select area_code, month as family_month, kpi_code as family_total_kpi
+        from primary_suppression
+        where breakdown = 'all' and is_primary_suppressed
+    ),
+
     -- a family that cannot be protected hides its total (the 'all' row of the same KPI)
     unprotectable_totals as (
         select distinct area_code, family_month as month, family_total_kpi as kpi_code, 'all' as breakdown
@@ -112,7 +121,8 @@
             primary_suppression.*,
             primary_suppression.is_primary_suppressed
             or coalesce(family_ranks.family_rank <= family_protection.hidden_cells, false)
-            or unprotectable_totals.area_code is not null as is_family_suppressed
+            or unprotectable_totals.area_code is not null
+            or primary_totals.area_code is not null as is_family_suppressed
         from primary_suppression
         left join family_ranks
             on family_ranks.area_code = primary_suppression.area_code
@@ -128,6 +138,11 @@
             and unprotectable_totals.month = primary_suppression.month
             and unprotectable_totals.kpi_code = primary_suppression.kpi_code
             and unprotectable_totals.breakdown = primary_suppression.breakdown
+        left join primary_totals
+            on primary_suppression.suppression_family is not null
+            and primary_totals.area_code = primary_suppression.area_code
+            and primary_totals.family_month = primary_suppression.family_month
+            and primary_totals.family_total_kpi = primary_suppression.family_total_kpi
     ),
 
     {%- set passes = [('first', 'secondary_suppression', 'is_family_suppressed', 'is_first_suppressed'),

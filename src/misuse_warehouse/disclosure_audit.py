@@ -49,8 +49,9 @@ RELATIONS = {
     "family_cheapest": "hidden cells of a family (T1/T2 breakdowns; T7's months of a financial year) "
     "are no larger than its smallest visible cell above 0",
     "family_primary": "a family with hidden cells holds a primary cell (1-4): the only candidate is at most 4",
+    "family_withheld": "a family whose total is 1-4 is withheld whole, zeros included",
     "t2_within_t1": "T2 of a breakdown at most T1 of the same breakdown and month",
-    "t7_window": "T7_12m is the sum of the twelve T7_month cells of its window",
+    "t7_window": "T7_12m is the sum of the twelve T7_month cells of its window (at least those published)",
     "rate_bounds": "a rate's numerator at most its denominator",
     "t4_denominator": "T4's denominator is T1 of the same KPI group six months earlier",
     "t8_change": "T8_change_pct's numerator is T8 of M and its denominator T8 of M-12",
@@ -200,6 +201,7 @@ class _AreaModel:
         members: dict[tuple, list[tuple]] = defaultdict(list)
         for key in list(self.parent):
             members[self._find(key)].append(key)
+        self.members = members
         for key in list(self.parent):
             root = self._find(key)
             if key != root:
@@ -257,19 +259,21 @@ class _AreaModel:
                     self._add(terms, 0, inf, "family_overlap")
                     for key in keys:
                         self._add({key: 1.0, total: -1.0}, -inf, 0, "family_overlap")
-                self._family_knowledge(keys)
+                self._family_knowledge(keys, total)
             for breakdown in ("all", "service_type=adult", "service_type=young_people"):
                 t2, t1 = self._count(month, "T2", breakdown), self._count(month, "T1", breakdown)
                 if t2 is not None and t1 is not None:
                     self._add({t2: 1.0, t1: -1.0}, -inf, 0, "t2_within_t1")
             window = [self._count(_shift(month, -k), "T7_month", "all") for k in range(12)]
             t7_12m = self._count(month, "T7_12m", "all")
-            if t7_12m is not None and None not in window:
+            if t7_12m is not None:
+                # every month of the window published: the sum; some before the first published: at least it
                 terms: dict[tuple | None, float] = defaultdict(float)
                 for key in window:
-                    terms[key] += 1.0
+                    if key is not None:
+                        terms[key] += 1.0
                 terms[t7_12m] -= 1.0
-                self._add(terms, 0, 0, "t7_window")
+                self._add(terms, -inf if None in window else 0, 0, "t7_window")
             self._funding(month)
             unlinked, c1_den = self._count(month, "C1_unlinked", "all"), self._term(("den", month, "C1", "all"))
             if unlinked is not None and c1_den is not None:
@@ -279,18 +283,26 @@ class _AreaModel:
         for month, kpi, breakdown in self.rows:
             if kpi == "T7_month" and breakdown == "all":
                 financial_years[month.year + (month.month > 3)].append(self._count(month, kpi, breakdown))
-        for keys in financial_years.values():
-            self._family_knowledge(keys)
+        for year, keys in financial_years.items():
+            self._family_knowledge(keys, self._count(date(year, 3, 1), "T7_12m", "all"))
         for month, kpi, breakdown in self.rows:
             if kpi in RATE_KPIS:
                 num, den = self._term(("num", month, kpi, breakdown)), self._term(("den", month, kpi, breakdown))
                 self._add({num: 1.0, den: -1.0}, -inf, 0, "rate_bounds")
 
-    def _family_knowledge(self, keys: list[tuple | None]) -> None:
-        """The public rule: hidden cells are the cheapest, and one of them is a primary cell."""
+    def _family_knowledge(self, keys: list[tuple | None], total: tuple | None) -> None:
+        """The public rule: hidden cells are the cheapest, and one of them is a primary cell.
+
+        A family hidden whole under a hidden total may be a total of 1-4 withheld with its zeros:
+        its cells' floor is 0 (a rate's denominator named by the same count keeps its 1).
+        """
         hidden = [k for k in keys if k is not None and k not in self.known]
         if not hidden:
             return
+        if total is not None and total not in self.known and len(hidden) == len(keys):
+            for key in hidden:
+                if not any(member[0] == "den" for member in self.members.get(key, [key])):
+                    self.low[key] = 0.0
         visible = [self.known[k] for k in keys if k is not None and k in self.known and self.known[k] > 0]
         if visible:
             for key in hidden:
@@ -468,8 +480,10 @@ class AuditError(RuntimeError):
 
 
 def is_disclosed(lowest: float, highest: float) -> bool:
-    """Fewer than five whole values, unless exactly the 1-4 that suppression itself says."""
-    if highest - lowest + 1 >= SMALLEST_SPAN:
+    """Fewer than five whole values, unless exactly the 1-4 that suppression itself says, or none at
+    all: a count shown to be 0 gives nobody away (zeros are published, decision 17; one hidden with
+    its family can be 0 and be known to be)."""
+    if highest - lowest + 1 >= SMALLEST_SPAN or highest == 0:
         return False
     return not (lowest == 1 and highest == 4)
 
