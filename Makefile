@@ -9,7 +9,7 @@ export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DO_NOT_TRACK := 1
 
 .PHONY: install demo test test-backfill test-airflow test-distributed chromium lint manifest airflow dbt-docs full-refresh lock clean \
-	bench bench-load bench-memory bench-incremental bench-bi bench-e2e bench-demo
+	bench bench-load bench-memory bench-incremental bench-bi bench-e2e bench-demo bench-audit
 
 # Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set (CI here) every dbt and Airflow
 # process would otherwise compile its imports again (dbt --version 4.1 s -> 2.5 s).
@@ -77,7 +77,7 @@ full-refresh: install manifest
 # Benchmarks (bench/, not part of `make test`): each writes its section of bench/RESULTS.md.
 # Heavy ones last: a national month through the DAG, then `make demo` from a fresh clone.
 BENCH := $(BIN)/python bench
-bench: bench-load bench-memory bench-incremental bench-bi bench-e2e bench-demo
+bench: bench-load bench-memory bench-incremental bench-bi bench-audit bench-e2e bench-demo
 
 bench-load: install manifest
 	$(BENCH)/bench_load.py
@@ -90,6 +90,9 @@ bench-incremental: install manifest
 
 bench-bi: install manifest
 	$(BENCH)/bench_bi_queries.py --national
+
+bench-audit: install manifest
+	$(BENCH)/bench_disclosure_audit.py
 
 bench-e2e: install manifest
 	$(BENCH)/bench_e2e.py
