@@ -120,12 +120,6 @@ class AuditResult:
     def success(self) -> bool:
         return not self.findings
 
-    def narrowest_text(self) -> str | None:
-        if self.narrowest is None:
-            return None
-        cell, low, high = self.narrowest
-        return f"{cell}: {low}..{'unbounded' if math.isinf(high) else int(high)}"
-
 
 @dataclass
 class _Constraint:
@@ -646,7 +640,8 @@ def summary(results: list[AuditResult]) -> dict[str, Any]:
     failed = sorted({f"{f.text()} [{r.role}]" for r in results for f in r.findings})
     narrow = None
     if narrowest:
-        narrow = f"{narrowest[0]}: {narrowest[1]}..{'unbounded' if math.isinf(narrowest[2]) else int(narrowest[2])}"
+        cell, low, high = narrowest
+        narrow = f"{cell}: {low}..{'unbounded' if math.isinf(high) else int(high)}"
     roles = ", ".join(r.role for r in results)
     text = (
         f"{checked} suppressed counts checked as {len(results)} roles ({roles}); "
