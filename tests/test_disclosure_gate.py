@@ -9,6 +9,7 @@ import pytest
 from feeds import treatment_row, write_treatment_file
 
 from misuse_warehouse import disclosure_audit, warehouse
+from misuse_warehouse import pipeline as monthly
 
 MONTH = "2025-03"
 
@@ -71,6 +72,12 @@ def test_the_gate_audits_a_month_and_refuses_a_planted_leak_naming_the_cell(
     assert all(disclosed == 0 for _, _, disclosed, _ in audits)
     bi_reader = next(a for a in audits if a[0] == "bi_reader")
     assert bi_reader[1] >= 2 and bi_reader[3], "the suppressed counts checked and the narrowest range are recorded"
+    report = pipeline.query(
+        "select detail->'disclosure_audit'->>'text' from ops.task_runs where dag_run_id = %s and task_id = 'mart_gate'",
+        (result.run_id,),
+    )[0][0]
+    assert "narrowest feasible range" in report and report.endswith("none disclosed")
+    assert monthly.report([], result.run_id)["disclosure_audit"] == report, "the run report says the same"
     gate_rows = pipeline.query(
         "select is_success, element_count from ops.gate_results where dag_run_id = %s and suite = 'disclosure_audit'",
         (result.run_id,),
