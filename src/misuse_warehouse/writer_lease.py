@@ -97,11 +97,13 @@ def lease(holder: str, url: str | None = None) -> Iterator[None]:
     try:
         requested = conn.execute("select now()").fetchone()[0]
         waited_for = _acquire(conn, holder)
+        if conn.execute("select to_regclass('ops.writer_leases')").fetchone()[0] is None:
+            conn.execute(DDL)  # a warehouse migrated before the lease existed: its next migration owns it
         lease_id = conn.execute(
             """insert into ops.writer_leases (holder, host, pid, requested_at, acquired_at, waited_for)
                values (%s, %s, %s, %s, clock_timestamp(), %s) returning writer_lease_id""",
             (holder, socket.gethostname(), os.getpid(), requested, waited_for),
-        ).fetchone()[0]  # ops.writer_leases exists: every writer runs after the migration (pipeline.prepare)
+        ).fetchone()[0]
         _depth = 1
         os.environ[HELD_ENV] = f"{socket.gethostname()}:{os.getpid()}"
         try:
