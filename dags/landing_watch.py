@@ -19,6 +19,12 @@ from misuse_warehouse import orchestration
 orchestration.prepare_environment()
 
 
+class StartMonthlyRun(TriggerDagRunOperator):
+    """Airflow's trigger, with the run's note (which files started it) taken from the look's result too."""
+
+    template_fields = (*TriggerDagRunOperator.template_fields, "note")
+
+
 @dag(
     dag_id="landing_watch",
     schedule=CronTriggerTimetable(orchestration.LANDING_WATCH_CRON, timezone=orchestration.TIMEZONE),
@@ -41,7 +47,7 @@ def landing_watch() -> None:
         return found
 
     found = find_new_files()
-    TriggerDagRunOperator(
+    StartMonthlyRun(
         task_id="start_monthly_pipeline",
         trigger_dag_id="monthly_pipeline",
         trigger_run_id=found["run_id"],
