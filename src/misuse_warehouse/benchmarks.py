@@ -26,7 +26,7 @@ def prepare() -> dict[str, Any]:
     """Warehouse up and migrated. No pseudonymisation secret needed: benchmarks are aggregates."""
     with warehouse.connect() as conn:
         migrations.migrate(conn)
-    return {"warehouse": warehouse.url().rsplit("@", 1)[-1], "fingertips": fingertips.base_url()}
+    return {"warehouse": warehouse.display(), "fingertips": fingertips.base_url()}
 
 
 def pull(month: str, dag_run_id: str | None = None) -> list[str]:

@@ -461,7 +461,7 @@ def run(home: Path, month: str, supervisor: Supervisor, cleanups: list[Callable[
     warehouse_url = clusters["pg"].url()
     with psycopg.connect(clusters["airflow-pg"].url(), autocommit=True) as conn:
         conn.execute("create database airflow")
-    metadata_url = clusters["airflow-pg"].url().rsplit("/", 1)[0] + "/airflow"
+    metadata_url = clusters["airflow-pg"].url(database="airflow")
 
     police_url, stop_police = police_api.start(seed=42, latest=month)
     cleanups.append(stop_police)

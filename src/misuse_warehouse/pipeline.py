@@ -54,7 +54,7 @@ def prepare() -> dict[str, Any]:
     pseudonymise.secret()
     with warehouse.connect() as conn:
         migrations.migrate(conn)
-    return {"warehouse": warehouse.url().rsplit("@", 1)[-1]}
+    return {"warehouse": warehouse.display()}
 
 
 def discover(landing: str | None, month: str) -> list[str]:
