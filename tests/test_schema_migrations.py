@@ -61,7 +61,9 @@ def legacy_src(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The package (and raw expectations) as of BASELINE_COMMIT, from this repository's history."""
     root = tmp_path_factory.mktemp("legacy")
     archive = subprocess.run(
-        ["git", "-C", str(REPO), "archive", BASELINE_COMMIT, "src", "expectations", "dbt_project"], capture_output=True, check=False
+        ["git", "-C", str(REPO), "archive", BASELINE_COMMIT, "src", "expectations", "dbt_project"],
+        capture_output=True,
+        check=False,
     )
     assert archive.returncode == 0, f"the baseline commit must be in this clone's history: {archive.stderr.decode()}"
     with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
