@@ -412,3 +412,25 @@ def test_two_migrations_started_together_take_turns(new_database) -> None:
     head = ScriptDirectory.from_config(migrations.alembic_config()).get_current_head()
     assert f"current revision: {head}" in shown and f"head revision: {head}" in shown
     assert "pending: nothing, up to date" in shown
+
+
+def test_a_new_revision_follows_head_and_fails_until_written(tmp_path: Path, new_database) -> None:
+    """`migrate --new-revision` numbers the file after head; run unwritten, it stops and changes nothing."""
+    versions = tmp_path / "versions"
+    versions.mkdir()
+    for path in (migrations.SCRIPT_LOCATION / "versions").glob("*.py"):
+        (versions / path.name).write_text(path.read_text())
+    config = migrations.alembic_config()
+    config.set_main_option("version_locations", str(versions))
+    head = ScriptDirectory.from_config(config).get_current_head()
+    written = migrations.new_revision("ops table for the writer lease", config)
+    following = f"{int(head) + 1:04d}"
+    assert written == versions / f"{following}_ops_table_for_the_writer_lease.py"
+    script = ScriptDirectory.from_config(config)
+    assert script.get_current_head() == following and script.get_revision(following).down_revision == head
+    url = new_database("unwritten_revision")
+    with psycopg.connect(url) as conn:
+        with pytest.raises(NotImplementedError, match=f"revision {following}: write its SQL"):
+            migrations.migrate(conn, config=config)
+        assert migrations.revisions(conn).current is None
+        assert conn.execute("select to_regclass('raw.submissions')").fetchone() == (None,)
