@@ -26,7 +26,7 @@ from alembic.script import ScriptDirectory
 from feeds import treatment_row, write_feed_file, write_treatment_file
 from psycopg import sql
 
-from misuse_warehouse import contracts, migrations
+from misuse_warehouse import contracts, migrations, roles
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_COMMIT = "86b29f497a4a01c4bb40427621d0e6fe27eb2f35"
@@ -434,3 +434,16 @@ def test_a_new_revision_follows_head_and_fails_until_written(tmp_path: Path, new
             migrations.migrate(conn, config=config)
         assert migrations.revisions(conn).current is None
         assert conn.execute("select to_regclass('raw.submissions')").fetchone() == (None,)
+
+
+def test_every_run_prepares_the_warehouse_at_head(pipeline) -> None:
+    """The DAGs' `prepare` task is the upgrade: a new warehouse is at head after it, and again after a second."""
+    from misuse_warehouse import pipeline as runs
+
+    pipeline.reset()
+    head = ScriptDirectory.from_config(migrations.alembic_config()).get_current_head()
+    for _ in range(2):
+        runs.prepare()
+        assert pipeline.query("select version_num from ops.alembic_version") == [(head,)]
+    owner = "select pg_get_userbyid(relowner) from pg_class where oid = 'ops.alembic_version'::regclass"
+    assert pipeline.query(owner) == [(roles.OWNER,)]  # like every ops table: secure_zones runs after the upgrade
