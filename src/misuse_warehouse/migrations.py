@@ -94,7 +94,7 @@ def _alembic_connection(conn: psycopg.Connection) -> Iterator[sqlalchemy.Connect
     autocommit connection is switched out of autocommit for the transaction and back after.
     """
     if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-        raise SchemaError("migrate runs its own transaction: commit or roll back the connection's first")
+        raise SchemaError("migrate runs its own transaction: commit or roll back first")
     autocommit = conn.autocommit
     conn.autocommit = False
     try:
@@ -176,7 +176,8 @@ def new_revision(message: str, config: Config | None = None) -> Path:
     if not head.isdigit():
         raise SchemaError(f"head revision {head!r} is not numbered: give the new one its id by hand")
     script = command.revision(config, message, rev_id=f"{int(head) + 1:04d}")
-    assert not isinstance(script, list) and script is not None
+    if script is None or isinstance(script, list):
+        raise SchemaError(f"alembic wrote no single revision for {message!r}")
     return Path(script.path)
 
 
