@@ -166,6 +166,7 @@ def migrate(conn: psycopg.Connection, target: str = "head", config: Config | Non
             conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(*table.split("."))))
         roles.ensure_roles(conn, groups)
         roles.secure_zones(conn, {c.table: c.plain_attributor for c in contracts if c.plain_attributor}, groups)
+        roles.limit_reader_sessions(conn)
     return _between(ScriptDirectory.from_config(config), before, after)
 
 
