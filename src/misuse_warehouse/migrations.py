@@ -136,9 +136,11 @@ def _current(connection: sqlalchemy.Connection) -> str | None:
 def migrate(conn: psycopg.Connection, target: str = "head", config: Config | None = None) -> tuple[str, ...]:
     """Upgrade the warehouse to `target` under the advisory lock, then roles and grants; one transaction.
 
-    Returns the revisions this call ran, oldest first (none when the warehouse was already there).
-    The analyst groups file is read first, so a malformed one stops here before anything changes;
-    so does a contract the upgraded schema does not match (the transaction rolls back).
+    Roles and grants (and the contract check) follow only an upgrade to head: they are this code's,
+    and name head's tables. Returns the revisions this call ran, oldest first (none when the
+    warehouse was already there). The analyst groups file is read first, so a malformed one stops
+    here before anything changes; so does a contract the upgraded schema does not match (the
+    transaction rolls back).
     """
     groups = roles.load_analyst_groups()
     contracts = all_contracts().values()
@@ -154,14 +156,15 @@ def migrate(conn: psycopg.Connection, target: str = "head", config: Config | Non
         after = _current(connection)
         if after != before:
             log.info("warehouse schema upgraded from %s to %s", before or "nothing", after)
-        if target == "head":
-            problems = contract_mismatches(conn, contracts)
-            if problems:
-                raise SchemaError(
-                    "the feed contracts and the warehouse's raw tables disagree after upgrading to "
-                    f"{after}; a contract change ships with a revision (docs/operations.md, "
-                    "'Schema migrations'): " + "; ".join(problems)
-                )
+        if target != "head":  # roles and grants are this code's, written for head's tables
+            return _between(ScriptDirectory.from_config(config), before, after)
+        problems = contract_mismatches(conn, contracts)
+        if problems:
+            raise SchemaError(
+                "the feed contracts and the warehouse's raw tables disagree after upgrading to "
+                f"{after}; a contract change ships with a revision (docs/operations.md, "
+                "'Schema migrations'): " + "; ".join(problems)
+            )
         for table in RETIRED_TABLES:
             conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(*table.split("."))))
         roles.ensure_roles(conn, groups)
