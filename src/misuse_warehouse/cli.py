@@ -44,13 +44,35 @@ def url() -> None:
 
 
 @app.command()
-def migrate() -> None:
-    """Create or update the warehouse's schemas and audit tables (idempotent; a deployment's init runs it)."""
-    from misuse_warehouse import migrations, warehouse
+def migrate(
+    show: Annotated[bool, typer.Option("--show", help="print the current and head revisions; change nothing")] = False,
+    new_revision: Annotated[
+        str | None, typer.Option(help="developers: write the next revision file, to fill in, with this message")
+    ] = None,
+) -> None:
+    """Upgrade the warehouse schema to the head revision, then roles and grants (a deployment's init runs it).
 
+    Every DAG run does the same in its `prepare` task; two at once wait for each other's lock.
+    """
+    from misuse_warehouse import migrations, roles, warehouse
+
+    if new_revision:
+        console.print(f"new revision: {migrations.new_revision(new_revision)}")
+        return
     with warehouse.connect() as conn:
-        migrations.migrate(conn)
-    console.print(f"warehouse migrated: {warehouse.display()}")
+        if show:
+            state = migrations.revisions(conn)
+            console.print(f"current revision: {state.current or 'none (not versioned yet)'}")
+            console.print(f"head revision: {state.head}")
+            console.print(f"pending: {', '.join(state.pending) or 'nothing, up to date'}")
+            return
+        try:
+            ran = migrations.migrate(conn)
+        except (migrations.SchemaError, roles.AnalystGroupsError) as error:
+            console.print(f"[red]{error}[/]")
+            raise typer.Exit(2) from error
+    done = f"ran {', '.join(ran)}" if ran else "already at head"
+    console.print(f"warehouse migrated ({done}): {warehouse.display()}")
 
 
 @app.command()

@@ -23,22 +23,6 @@ WEBHOOK_ENV = "MISUSE_WAREHOUSE_ALERT_WEBHOOK"
 LOOKBACK_MONTHS = 2
 LONDON = ZoneInfo("Europe/London")
 
-DDL = """
-create table if not exists ops.submission_status (
-    expected_submission_id text primary key,
-    feed text not null,
-    source_code text not null,
-    area_code text not null,
-    reporting_month date not null,
-    due_date date not null,
-    status text not null check (status in ('on_time', 'late', 'not_due', 'overdue')),
-    submission_id bigint,
-    received_at timestamptz,
-    days_late integer,
-    checked_at timestamptz not null default now()
-);
-"""
-
 
 @dataclass(frozen=True)
 class FileStatus:

@@ -36,22 +36,6 @@ MAX_TRIGGERS = 3
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 FINISHED = frozenset({"success", "failed"})
 
-DDL = """
--- Files the landing watch has seen, and the monthly_pipeline run it started for each (landing_watch.py).
-create table if not exists ops.landing_files (
-    landing_path text primary key,
-    feed text not null,
-    reporting_month date not null,
-    file_bytes bigint not null,
-    modified_ns bigint not null,
-    file_sha256 text not null,
-    first_seen_at timestamptz not null default now(),
-    triggered_dag_run_id text,
-    triggered_at timestamptz,
-    trigger_count integer not null default 0
-);
-"""
-
 
 @dataclass(frozen=True)
 class LandedFile:

@@ -20,68 +20,6 @@ from typing import Any
 
 import psycopg
 
-DDL = """
-create table if not exists ops.task_runs (
-    task_run_id bigint generated always as identity primary key,
-    dag_run_id text,
-    task_id text not null,
-    layer text not null,
-    target text,
-    status text not null,
-    started_at timestamptz not null,
-    ended_at timestamptz not null,
-    seconds numeric(12, 3) not null,
-    rows_in bigint,
-    rows_out bigint,
-    detail jsonb
-);
-create index if not exists task_runs_run on ops.task_runs (dag_run_id);
-
-create table if not exists ops.gate_results (
-    gate_result_id bigint generated always as identity primary key,
-    dag_run_id text,
-    checked_at timestamptz not null default now(),
-    gate text not null check (gate in ('raw', 'marts')),
-    suite text not null,
-    target text not null,
-    submission_id bigint,
-    expectation text not null,
-    rule text not null,
-    dimension text,
-    columns text[] not null,
-    is_success boolean not null,
-    element_count bigint,
-    unexpected_count bigint,
-    unexpected_percent numeric
-);
-create index if not exists gate_results_run on ops.gate_results (dag_run_id);
-
-create table if not exists ops.layer_rows (
-    dag_run_id text not null,
-    measured_at timestamptz not null default now(),
-    layer text not null,
-    table_name text not null,
-    row_count bigint not null,
-    primary key (dag_run_id, layer, table_name)
-);
-
--- The mart gate's disclosure audit, one row per role audited (misuse_warehouse.disclosure_audit).
-create table if not exists ops.disclosure_audits (
-    disclosure_audit_id bigint generated always as identity primary key,
-    dag_run_id text,
-    audited_at timestamptz not null default now(),
-    role_name text not null,
-    areas integer not null,
-    cells_checked integer not null,
-    cells_disclosed integer not null,
-    narrowest_cell text,
-    narrowest_lowest integer,
-    narrowest_highest integer,
-    findings jsonb not null
-);
-create index if not exists disclosure_audits_run on ops.disclosure_audits (dag_run_id);
-"""
-
 
 @dataclass
 class TaskRun:

@@ -48,21 +48,6 @@ RETIRED_DROP_LOCK_TIMEOUT = "2s"
 
 log = logging.getLogger(__name__)
 
-DDL = """
--- Views outside the marts that read them, as each publication found and recreated them.
-create table if not exists ops.analyst_views (
-    analyst_view_id bigint generated always as identity primary key,
-    publication_id bigint not null,
-    view_schema text not null,
-    view_name text not null,
-    view_owner text not null,
-    definition text not null,
-    is_recreated boolean not null,
-    reason text,
-    recorded_at timestamptz not null default now()
-);
-"""
-
 
 class MartsChangedSinceGate(RuntimeError):
     """The next schemas are not what the mart gate checked: another writer built them since. Nothing published."""

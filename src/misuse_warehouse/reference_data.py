@@ -22,16 +22,6 @@ from misuse_warehouse import orchestration, roles, settings, warehouse, writer_l
 
 SCHEMA = "reference"
 
-DDL = """
-create table if not exists ops.reference_data_loads (
-    reference_data_load_id bigint generated always as identity primary key,
-    fingerprint text not null,
-    seed_names text[] not null,
-    loaded_at timestamptz not null default now(),
-    dag_run_id text
-);
-"""
-
 
 class ReferenceDataError(RuntimeError):
     """The seeds did not load, or a test on them failed: nothing recorded, the run stops."""
