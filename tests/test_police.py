@@ -160,14 +160,17 @@ def test_answer_is_archived_before_it_is_parsed(db: psycopg.Connection, httpserv
     broken = b'[{"category": "drugs", "persistent_id": "ab'  # cut off mid-answer
     _serve(httpserver, "drugs", broken)
     _serve(httpserver, "all-crime", FIXTURE_BYTES)  # answers are parsed once all have come
-    with pytest.raises(
-        police.PoliceApiError, match=r"area E09000030, month 2014-08: drugs: answer is not JSON"
-    ) as error:
-        _pull(db, httpserver.url_for("/api"))
-    assert "/api/crimes-street/drugs?poly=" in str(error.value)
+    result = _pull(db, httpserver.url_for("/api"))
+    assert result["status"] == "refused" and result["refusal_code"] == "police_not_json"
+    assert result["reason"].startswith("drugs: answer is not JSON")
     (archived,) = police.archive_folder(AREA, MONTH).glob("drugs_*.json")
     assert archived.read_bytes() == broken
-    assert db.execute("select count(*) from raw.submissions").fetchone() == (0,)
+    assert str(archived) in result["reason"]
+    # recorded as a refused submission with its reason, and nothing loaded
+    assert db.execute("select status, refusal_code, row_count from raw.submissions").fetchall() == [
+        ("refused", "police_not_json", None)
+    ]
+    assert db.execute("select count(*) from raw.police_crimes").fetchone() == (0,)
 
 
 def test_the_same_pull_twice_changes_nothing(db: psycopg.Connection, httpserver: HTTPServer) -> None:
@@ -362,18 +365,26 @@ def test_connection_errors_retry_then_fail_naming_the_url(db: psycopg.Connection
     assert f"{url}/crimes-street/drugs?poly=" in str(error.value) and client.requests_made == 3
 
 
-@pytest.mark.parametrize(("status", "reason"), [(400, "BAD REQUEST"), (500, "INTERNAL SERVER ERROR")])
-def test_other_statuses_fail_at_once_and_clearly(
-    db: psycopg.Connection, httpserver: HTTPServer, status: int, reason: str
-) -> None:
+def test_a_4xx_fails_at_once_and_clearly(db: psycopg.Connection, httpserver: HTTPServer) -> None:
     _dates(httpserver, MONTH)
-    _serve(httpserver, "drugs", b"no", status=status)
+    _serve(httpserver, "drugs", b"no", status=400)
     client = police.PoliceClient(httpserver.url_for("/api"), FAST)
     with pytest.raises(
-        police.PoliceApiError, match=rf"month 2014-08: drugs: HTTP {status} {reason} — http://"
+        police.PoliceApiError, match=r"month 2014-08: drugs: HTTP 400 BAD REQUEST \('no'\) — http://"
     ) as error:
         police.pull(db, AREA, MONTH, client=client, config=_config(httpserver.url_for("/api")))
     assert "/crimes-street/drugs?poly=" in str(error.value) and client.requests_made == 2  # not retried
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_5xx_is_retried_then_fails_clearly(db: psycopg.Connection, httpserver: HTTPServer, status: int) -> None:
+    _dates(httpserver, MONTH)
+    _serve(httpserver, "drugs", b"<html>upstream trouble</html>", status=status)
+    waits: list[float] = []
+    client = police.PoliceClient(httpserver.url_for("/api"), FAST, sleep=waits.append)
+    with pytest.raises(police.PoliceApiError, match=rf"gave up after 3 attempts, last: HTTP {status} "):
+        police.pull(db, AREA, MONTH, client=client, config=_config(httpserver.url_for("/api")))
+    assert client.requests_made == 1 + 3 and waits == [0.01, 0.02]
 
 
 # --- months not published yet ----------------------------------------------------------------
@@ -387,7 +398,9 @@ def test_unpublished_month_is_not_available(db: psycopg.Connection, httpserver: 
     assert db.execute("select count(*) from raw.submissions").fetchone() == (0,)
 
 
-def test_pull_police_says_not_available_for_every_area(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pull_police_says_not_available_for_every_area(
+    db: psycopg.Connection, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _dates(httpserver, "2025-01")
     monkeypatch.setenv(police.BASE_URL_ENV, httpserver.url_for("/api"))
     summary = pipeline.pull_police("2025-02", "test-run")
@@ -397,7 +410,9 @@ def test_pull_police_says_not_available_for_every_area(httpserver: HTTPServer, m
     assert set(summary["areas"]) == {"E06000035", "E06000019", "E10000034", "E06000022", "E06000018"}
 
 
-def test_a_run_asks_for_the_published_months_once(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_asks_for_the_published_months_once(
+    db: psycopg.Connection, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The run for M tries M and the months before it; the list of published months serves them all."""
     _dates(httpserver, "2025-01")
     monkeypatch.setenv(police.BASE_URL_ENV, httpserver.url_for("/api"))
@@ -462,13 +477,17 @@ def test_pull_police_against_the_simulated_api(
     assert first["unknown_outcome_texts"] == []
 
 
-def test_the_pull_can_be_turned_off_and_an_unreachable_api_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A warehouse on a closed network sets MISUSE_WAREHOUSE_POLICE_API=off; until then each run names the setting."""
+def test_the_pull_can_be_turned_off_and_an_unreachable_api_says_so(
+    db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warehouse on a closed network sets MISUSE_WAREHOUSE_POLICE_API=off; until then each run names the
+    setting, and goes on: every area-month of the window is unavailable and keeps what it had."""
     monkeypatch.setenv(police.BASE_URL_ENV, police.TURNED_OFF)
     assert pipeline.pull_police_recent("2025-03") == {
         "months": {},
         "pulled": [],
         "not_available": [],
+        "gaps": [],
         "turned_off": True,
     }
     with socket.socket() as unused:
@@ -476,7 +495,18 @@ def test_the_pull_can_be_turned_off_and_an_unreachable_api_says_so(monkeypatch: 
         port = unused.getsockname()[1]
     monkeypatch.setenv(police.BASE_URL_ENV, f"http://127.0.0.1:{port}/api")  # nothing listens there
     monkeypatch.setattr(police, "PoliceClient", functools.partial(police.PoliceClient, sleep=lambda _: None))
-    with pytest.raises(police.PoliceApiError, match="turn the pull off with MISUSE_WAREHOUSE_POLICE_API=off"):
-        pipeline.pull_police("2025-03")
-    with pytest.raises(police.PoliceApiError, match="turn the pull off with MISUSE_WAREHOUSE_POLICE_API=off"):
-        pipeline.pull_police_recent("2025-03")
+    one = pipeline.pull_police("2025-03", "run-1")
+    assert one["status"] == "unavailable" and len(one["gaps"]) == 5
+    assert all("turn the pull off with MISUSE_WAREHOUSE_POLICE_API=off" in g["reason"] for g in one["gaps"])
+    recent = pipeline.pull_police_recent("2025-03", "run-2")
+    assert recent["pulled"] == [] and list(recent["months"]) == ["2025-01", "2025-02", "2025-03"]
+    assert {(g["month"], g["status"]) for g in recent["gaps"]} == {
+        (m, "unavailable") for m in ("2025-01", "2025-02", "2025-03")
+    }
+    assert len(recent["gaps"]) == 15
+    # each area-month a row of the run log, which the build and the run report read
+    logged = db.execute(
+        "select dag_run_id, count(*), min(status), max(status) from ops.task_runs"
+        " where task_id = 'pull_police' group by 1 order by 1"
+    ).fetchall()
+    assert logged == [("run-1", 5, "unavailable", "unavailable"), ("run-2", 15, "unavailable", "unavailable")]
