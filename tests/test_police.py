@@ -10,6 +10,7 @@ import functools
 import json
 import math
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -738,4 +739,32 @@ def test_a_gap_outside_the_window_is_asked_again_until_it_loads(
     later = pipeline.pull_police_recent(MONTH, "run-2")  # window 2014-06..08; 2014-05 is the gap left behind
     assert later["retried"] == {"2014-05": [AREA]}
     assert list(later["months"]) == ["2014-05", "2014-06", "2014-07", "2014-08"] and later["gaps"] == []
+    assert pipeline.police_gaps(db) == []
+
+
+def test_the_simulated_api_can_be_taken_down_and_brought_back(
+    db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The demo's stand-in fails like the real API behind a proxy, for tests that live through an outage."""
+    config = yaml.safe_load(police.AREAS_FILE.read_text())
+    config["areas"] = {"E06000035": config["areas"]["E06000035"]}
+    areas_file = tmp_path / "police_areas.yaml"
+    areas_file.write_text(yaml.safe_dump(config))
+    monkeypatch.setattr(police, "AREAS_FILE", areas_file)
+    monkeypatch.setattr(
+        police, "PoliceClient", functools.partial(police.PoliceClient, policy=FAST, sleep=lambda _: None)
+    )
+    outage = threading.Event()
+    url, stop = police_api.start(seed=7, latest="2025-06", outage=outage)
+    monkeypatch.setenv(police.BASE_URL_ENV, url)
+    try:
+        outage.set()
+        down = pipeline.pull_police_recent("2025-06", "run-1")
+        outage.clear()
+        back = pipeline.pull_police_recent("2025-06", "run-2")
+    finally:
+        stop()
+    assert down["pulled"] == [] and [g["month"] for g in down["gaps"]] == ["2025-04", "2025-05", "2025-06"]
+    assert all("HTTP 503" in g["reason"] and "Service Unavailable" in g["reason"] for g in down["gaps"])
+    assert back["pulled"] == ["2025-04", "2025-05", "2025-06"] and back["gaps"] == []
     assert pipeline.police_gaps(db) == []
