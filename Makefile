@@ -8,7 +8,7 @@ export GX_ANALYTICS_ENABLED := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test test-backfill test-airflow test-distributed chromium lint manifest airflow dbt-docs full-refresh lock clean \
+.PHONY: install demo test test-backfill test-airflow test-distributed chromium postgresql-ssl lint manifest airflow dbt-docs full-refresh lock clean \
 	bench bench-load bench-memory bench-incremental bench-bi bench-e2e bench-demo bench-audit
 
 # Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set (CI here) every dbt and Airflow
@@ -31,7 +31,7 @@ demo: install manifest
 # Two pytest workers (pytest-xdist), a test file each at a time: every worker starts its own embedded
 # Postgres and Airflow home (tests/conftest.py); one worker alone keeps about one of the two cores busy.
 TEST_WORKERS ?= 2
-test: install manifest chromium
+test: install manifest chromium postgresql-ssl
 	$(BIN)/ruff check src dags tests
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
@@ -51,6 +51,16 @@ chromium:
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
 	  { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
 	  || { echo "could not install chromium: run 'apt-get install chromium' as root, or set CHROMIUM"; exit 1; }; }
+
+# The connection-string tests need a PostgreSQL server built with OpenSSL, which the embedded one is not:
+# Debian's postgresql package, installed when missing (as root, else with sudo); SSL_POSTGRES_BIN=/path/bin
+# uses another build. The tests start their own cluster from it, never the package's service.
+postgresql-ssl:
+	@ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || [ -n "$$SSL_POSTGRES_BIN" ] || { \
+	  echo "no PostgreSQL server found: installing Debian's postgresql (the SSL connection tests start one)"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  { $$sudo apt-get update -qq && $$sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null; } \
+	  || { echo "could not install postgresql: run 'apt-get install postgresql' as root, or set SSL_POSTGRES_BIN"; exit 1; }; }
 
 # Not part of `make test`: CeleryExecutor with Redis, two workers, one killed mid-run (about 10 min).
 # Installs Debian's redis-server when none is on PATH (needs root; the target starts its own on loopback).

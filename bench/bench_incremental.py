@@ -42,7 +42,10 @@ CONTROL_BASE_DB = f"warehouse_m{CONTROL - 1}"
 
 
 def database_url(base: str, name: str) -> str:
-    return base.rsplit("/", 1)[0] + "/" + name
+    """The same server and login, another database (libpq's parse: a socket or SSL setting stays as it was)."""
+    from misuse_warehouse import connection_string
+
+    return connection_string.replaced(base, dbname=name)
 
 
 def load_months(url: str, landing: Path, months: list[str]) -> tuple[int, float]:
@@ -97,7 +100,7 @@ def next_month_copy(base: str, template: str, name: str, landing: Path, month: s
     """A copy of the built warehouse `template` with `month` loaded (not built)."""
     import psycopg
 
-    with psycopg.connect(base.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+    with psycopg.connect(database_url(base, "postgres"), autocommit=True) as conn:
         conn.execute(f"drop database if exists {name}")
         conn.execute(f"create database {name} template {template}")
     url = database_url(base, name)
@@ -108,7 +111,7 @@ def next_month_copy(base: str, template: str, name: str, landing: Path, month: s
 def drop_database(base: str, url: str) -> None:
     import psycopg
 
-    with psycopg.connect(base.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+    with psycopg.connect(database_url(base, "postgres"), autocommit=True) as conn:
         conn.execute(f"drop database {url.rsplit('/', 1)[1]}")
 
 

@@ -24,6 +24,8 @@ import jsonschema
 import pytest
 import yaml
 
+from misuse_warehouse import connection_string
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCKER = ROOT / "docker"
 DOCKERFILE = DOCKER / "Dockerfile"
@@ -167,10 +169,21 @@ def test_airflow_services_share_image_volumes_and_wait_for_init(compose) -> None
         ("MISUSE_WAREHOUSE_ARCHIVE", "archive"),
     ]:
         assert mounts[env[variable]] == volume and volume in compose["volumes"]
+    sentinels = {variable: f"SENTINEL_{variable}" for variable in _env_example()}
+    interpolated = yaml.safe_load(_interpolate(_compose_text(), sentinels))
     for name in AIRFLOW_SERVICES:
         service = services[name]
         assert service["image"] == services["init"]["image"] and service["volumes"] == services["worker"]["volumes"]
-        assert service["environment"]["WAREHOUSE_URL"].endswith("@warehouse-db:5432/warehouse")
+        environment = interpolated["services"][name]["environment"]
+        warehouse_url = connection_string.parse(environment["WAREHOUSE_URL"])
+        assert {k: v for k, v in warehouse_url.items() if k != "password"} == {
+            "host": "warehouse-db",
+            "port": "5432",
+            "user": "warehouse",
+            "dbname": "warehouse",
+        }
+        # Airflow's own connection, read by Airflow's parser, is the same connection
+        assert connection_string.parse_airflow(environment["AIRFLOW_CONN_WAREHOUSE"]) == warehouse_url
         assert "@airflow-db:5432/airflow" in service["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         if name != "init":
             assert service["depends_on"]["init"] == {"condition": "service_completed_successfully"}
@@ -208,6 +221,7 @@ def test_no_secret_is_written_in_compose_or_the_dockerfile() -> None:
             assert value.startswith("SENTINEL_") and value[9:] in required, f"{service}.{key} = {value!r}"
             checked += 1
         for part in value.split():
+            # any scheme (redis://, SQLAlchemy's postgresql+psycopg://), so not libpq's parser: only the password
             url = urlsplit(part) if "://" in part else None
             if url and url.password is not None:
                 assert url.password.startswith("SENTINEL_") and url.password[9:] in required, f"{service}.{key}"

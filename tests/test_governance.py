@@ -16,7 +16,6 @@ import hmac
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import jinja2
 import psycopg
@@ -24,8 +23,8 @@ import pytest
 from feeds import treatment_row, write_feed_file, write_treatment_file
 from psycopg import errors, sql
 
+from misuse_warehouse import connection_string, pseudonymise, roles, settings, warehouse
 from misuse_warehouse import pipeline as tasks
-from misuse_warehouse import pseudonymise, roles, settings, warehouse
 
 MEDWAY, HEREFORDSHIRE, WORCESTERSHIRE = "E06000035", "E06000019", "E10000034"
 MONTH = "2025-03"
@@ -92,8 +91,7 @@ CONTRACT = {
 
 
 def login_url(base_url: str, user: str) -> str:
-    parts = urlsplit(base_url)
-    return f"postgresql://{user}:{PASSWORD}@{parts.hostname}:{parts.port}{parts.path}"
+    return connection_string.replaced(base_url, user=user, password=PASSWORD)
 
 
 @pytest.fixture(scope="module")

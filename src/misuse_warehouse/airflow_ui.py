@@ -40,7 +40,7 @@ def main() -> None:
         print(f"\nAirflow UI: http://127.0.0.1:{os.environ['AIRFLOW__API__PORT']}")
         if passwords.exists():
             print(f"login (user: password): {passwords.read_text().strip()}")
-        print(f"warehouse: {url}\nCtrl-C stops Airflow and everything it started.\n")
+        print(f"warehouse: {warehouse.display(url)}\nCtrl-C stops Airflow and everything it started.\n")
         process.wait()
     except KeyboardInterrupt:
         pass

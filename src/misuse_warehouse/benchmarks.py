@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from misuse_warehouse import fingertips, migrations, observe, roles, warehouse
+from misuse_warehouse import fingertips, migrations, observe, roles, warehouse, writer_lease
 
 log = logging.getLogger(__name__)
 
@@ -26,12 +26,13 @@ def prepare() -> dict[str, Any]:
     """Warehouse up and migrated. No pseudonymisation secret needed: benchmarks are aggregates."""
     with warehouse.connect() as conn:
         migrations.migrate(conn)
-    return {"warehouse": warehouse.url().rsplit("@", 1)[-1], "fingertips": fingertips.base_url()}
+    return {"warehouse": warehouse.display(), "fingertips": fingertips.base_url()}
 
 
 def pull(month: str, dag_run_id: str | None = None) -> list[str]:
     """Contract-shaped files of every indicator the API answered well; refusals audited now."""
     with (
+        writer_lease.lease(f"fingertips {month} ({dag_run_id})"),
         warehouse.connect(autocommit=True, role=roles.LOADER) as conn,
         observe.task_run(conn, dag_run_id, "pull_fingertips", "raw", fingertips.base_url()) as run,
     ):

@@ -34,10 +34,13 @@ def _months(spec: str) -> list[str]:
 
 @app.command()
 def url() -> None:
-    """Print the warehouse connection URL (starts the embedded Postgres if it is the one)."""
+    """Print the warehouse's connection URL without its password (starts the embedded Postgres if it is the one).
+
+    A password is never printed: psql and BI tools ask for it, or read PGPASSWORD or ~/.pgpass.
+    """
     from misuse_warehouse import warehouse
 
-    print(warehouse.url())
+    print(warehouse.display(warehouse.url()))
 
 
 @app.command()
@@ -47,7 +50,7 @@ def migrate() -> None:
 
     with warehouse.connect() as conn:
         migrations.migrate(conn)
-    console.print(f"warehouse migrated: {warehouse.url().rsplit('@', 1)[-1]}")
+    console.print(f"warehouse migrated: {warehouse.display()}")
 
 
 @app.command()
@@ -316,7 +319,7 @@ def demo(
     landing = settings.landing_dir()
     month_list = _months(months)
     with console.status("starting the warehouse"):
-        url_ = warehouse.url()
+        url_ = warehouse.display(warehouse.url())
     simulate(out=landing, months=months, areas=areas, seed=42, defect=None)
     police_url, stop_police = police_api.start(seed=42, latest=month_list[-1])
     # as published before the first month: the calendar year before it, the financial year ending in it
@@ -395,7 +398,7 @@ def _summary(results, url_: str, elapsed: float) -> None:  # noqa: ANN001
     console.print("\nWhere to look:")
     console.print(f"  published marts: schema [bold]marts[/] at {url_}")
     console.print("  person-level marts (role public_health): schema [bold]marts_person[/]")
-    console.print(f"  psql: psql '{url_}' -c 'select * from marts.kpi_monthly limit 20'")
+    console.print(f"  psql: psql '{url_}' -c 'select * from marts.kpi_monthly limit 20' (asks for the password)")
     console.print(f"  GX Data Docs: file://{docs}")
     console.print(f"  dbt docs: make dbt-docs, then open {settings.DBT_PROJECT_DIR / 'target' / 'index.html'}")
     console.print("  Airflow UI: make airflow")

@@ -36,7 +36,7 @@ from typing import Any
 
 import psycopg
 
-from misuse_warehouse import settings
+from misuse_warehouse import settings, writer_lease
 from misuse_warehouse.embedded_pg import EmbeddedPostgres
 from misuse_warehouse.hostname import WORKER_NAME_ENV
 from misuse_warehouse.ports import free_port
@@ -461,7 +461,7 @@ def run(home: Path, month: str, supervisor: Supervisor, cleanups: list[Callable[
     warehouse_url = clusters["pg"].url()
     with psycopg.connect(clusters["airflow-pg"].url(), autocommit=True) as conn:
         conn.execute("create database airflow")
-    metadata_url = clusters["airflow-pg"].url().rsplit("/", 1)[0] + "/airflow"
+    metadata_url = clusters["airflow-pg"].url(database="airflow")
 
     police_url, stop_police = police_api.start(seed=42, latest=month)
     cleanups.append(stop_police)
@@ -474,6 +474,7 @@ def run(home: Path, month: str, supervisor: Supervisor, cleanups: list[Callable[
     cli_log = home / "logs" / "airflow-cli.log"
     started = time.monotonic()
     _airflow(env, cli_log, "db", "migrate")
+    _airflow(env, cli_log, "pools", "set", writer_lease.WRITER_POOL, "1", writer_lease.WRITER_POOL_DESCRIPTION)
     say(f"airflow db migrate on Postgres: {time.monotonic() - started:.0f} s")
 
     airflow = str(BIN / "airflow")

@@ -56,8 +56,8 @@ class EmbeddedPostgres:
         self.port_file.write_text(str(port))
         return port
 
-    def url(self, user: str = "postgres", password: str = DEFAULT_PASSWORD) -> str:
-        return f"postgresql://{user}:{password}@127.0.0.1:{self.port()}/{DATABASE}"
+    def url(self, user: str = "postgres", password: str = DEFAULT_PASSWORD, database: str = DATABASE) -> str:
+        return f"postgresql://{user}:{password}@127.0.0.1:{self.port()}/{database}"
 
     def is_running(self) -> bool:
         try:
