@@ -8,7 +8,7 @@ export GX_ANALYTICS_ENABLED := False
 export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
 export DO_NOT_TRACK := 1
 
-.PHONY: install demo test test-backfill test-airflow test-distributed chromium postgresql-ssl lint manifest airflow dbt-docs full-refresh lock clean \
+.PHONY: install demo test test-backfill test-airflow test-distributed test-unattended chromium postgresql-ssl lint manifest airflow dbt-docs full-refresh lock clean \
 	bench bench-load bench-memory bench-incremental bench-bi bench-e2e bench-demo bench-audit
 
 # Bytecode is compiled at install: where PYTHONDONTWRITEBYTECODE is set (CI here) every dbt and Airflow
@@ -38,6 +38,12 @@ test: install manifest chromium postgresql-ssl
 # Not part of `make test`: Airflow's own backfill run by a real scheduler, failed month re-run (about 10 min).
 test-backfill: install manifest
 	$(BIN)/python -m pytest -m scheduler tests/test_backfill.py
+
+# Not part of `make test`: a quarter run by a real scheduler with nobody starting a run: files landing on
+# different days, one refused, one late, data.police.uk down for a month; alerts to local SMTP and webhook
+# receivers (about 20 min).
+test-unattended: install manifest
+	$(BIN)/python -m pytest -m scheduler tests/test_unattended.py
 
 # Not part of `make test`: `make airflow` started, its API asked for the DAGs, then Ctrl-C (about 2 min).
 test-airflow: install manifest

@@ -43,6 +43,10 @@ class FilesRefused(RuntimeError):
     """Some files were quarantined; the rest were published, and the run says so loudly."""
 
 
+class AnalystViewsLost(RuntimeError):
+    """Published, but some analysts' views on the marts no longer fit them; the run says so loudly."""
+
+
 def prepare() -> dict[str, Any]:
     """The pseudonymisation secret present before anything else; then the warehouse up and migrated.
 
@@ -524,6 +528,7 @@ def report(outcomes: list[dict[str, Any]], dag_run_id: str | None = None) -> dic
     refused."""
     gate.build_data_docs(dag_run_id)
     counts: dict[str, Any] = {}
+    views_lost: dict[str, str] = {}
     if dag_run_id:
         from misuse_warehouse import status
 
@@ -541,6 +546,12 @@ def report(outcomes: list[dict[str, Any]], dag_run_id: str | None = None) -> dic
                    order by task_run_id""",
                 (dag_run_id,),
             ).fetchall()
+            lost = conn.execute(
+                """select detail->'views_not_recreated' from ops.task_runs
+                   where dag_run_id = %s and task_id = 'publish' order by task_run_id desc limit 1""",
+                (dag_run_id,),
+            ).fetchone()
+            views_lost = (lost[0] or {}) if lost else {}
         if audit and audit[0]:
             counts["disclosure_audit"] = audit[0]
             log.info("disclosure audit: %s", audit[0])
@@ -555,6 +566,14 @@ def report(outcomes: list[dict[str, Any]], dag_run_id: str | None = None) -> dic
         counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
         if outcome.get("warnings"):
             counts["with_warnings"] = counts.get("with_warnings", 0) + 1
+    problems: list[str] = []
+    if views_lost:
+        counts["views_not_recreated"] = len(views_lost)
+        lines = "\n".join(f"  {view}: {reason}" for view, reason in sorted(views_lost.items()))
+        problems.append(
+            f"{len(views_lost)} analysts' view(s) no longer fit the new marts and were dropped "
+            f"(definitions kept in ops.analyst_views):\n{lines}"
+        )
     refused = [o for o in outcomes if o["status"] == "refused"]
     if refused:
         lines = "\n".join(
@@ -562,5 +581,7 @@ def report(outcomes: list[dict[str, Any]], dag_run_id: str | None = None) -> dic
             + (f"\n    report for the submitter: {o['report']}" if o.get("report") else "")
             for o in refused
         )
-        raise FilesRefused(f"{len(refused)} file(s) refused and quarantined:\n{lines}")
+        raise FilesRefused("\n".join([f"{len(refused)} file(s) refused and quarantined:\n{lines}", *problems]))
+    if problems:
+        raise AnalystViewsLost("published; " + "\n".join(problems))
     return counts
