@@ -10,6 +10,7 @@ import functools
 import json
 import math
 import socket
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -160,14 +161,17 @@ def test_answer_is_archived_before_it_is_parsed(db: psycopg.Connection, httpserv
     broken = b'[{"category": "drugs", "persistent_id": "ab'  # cut off mid-answer
     _serve(httpserver, "drugs", broken)
     _serve(httpserver, "all-crime", FIXTURE_BYTES)  # answers are parsed once all have come
-    with pytest.raises(
-        police.PoliceApiError, match=r"area E09000030, month 2014-08: drugs: answer is not JSON"
-    ) as error:
-        _pull(db, httpserver.url_for("/api"))
-    assert "/api/crimes-street/drugs?poly=" in str(error.value)
+    result = _pull(db, httpserver.url_for("/api"))
+    assert result["status"] == "refused" and result["refusal_code"] == "police_not_json"
+    assert result["reason"].startswith("drugs: answer is not JSON")
     (archived,) = police.archive_folder(AREA, MONTH).glob("drugs_*.json")
     assert archived.read_bytes() == broken
-    assert db.execute("select count(*) from raw.submissions").fetchone() == (0,)
+    assert str(archived) in result["reason"]
+    # recorded as a refused submission with its reason, and nothing loaded
+    assert db.execute("select status, refusal_code, row_count from raw.submissions").fetchall() == [
+        ("refused", "police_not_json", None)
+    ]
+    assert db.execute("select count(*) from raw.police_crimes").fetchone() == (0,)
 
 
 def test_the_same_pull_twice_changes_nothing(db: psycopg.Connection, httpserver: HTTPServer) -> None:
@@ -362,18 +366,26 @@ def test_connection_errors_retry_then_fail_naming_the_url(db: psycopg.Connection
     assert f"{url}/crimes-street/drugs?poly=" in str(error.value) and client.requests_made == 3
 
 
-@pytest.mark.parametrize(("status", "reason"), [(400, "BAD REQUEST"), (500, "INTERNAL SERVER ERROR")])
-def test_other_statuses_fail_at_once_and_clearly(
-    db: psycopg.Connection, httpserver: HTTPServer, status: int, reason: str
-) -> None:
+def test_a_4xx_fails_at_once_and_clearly(db: psycopg.Connection, httpserver: HTTPServer) -> None:
     _dates(httpserver, MONTH)
-    _serve(httpserver, "drugs", b"no", status=status)
+    _serve(httpserver, "drugs", b"no", status=400)
     client = police.PoliceClient(httpserver.url_for("/api"), FAST)
     with pytest.raises(
-        police.PoliceApiError, match=rf"month 2014-08: drugs: HTTP {status} {reason} — http://"
+        police.PoliceApiError, match=r"month 2014-08: drugs: HTTP 400 BAD REQUEST \('no'\) — http://"
     ) as error:
         police.pull(db, AREA, MONTH, client=client, config=_config(httpserver.url_for("/api")))
     assert "/crimes-street/drugs?poly=" in str(error.value) and client.requests_made == 2  # not retried
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_a_5xx_is_retried_then_fails_clearly(db: psycopg.Connection, httpserver: HTTPServer, status: int) -> None:
+    _dates(httpserver, MONTH)
+    _serve(httpserver, "drugs", b"<html>upstream trouble</html>", status=status)
+    waits: list[float] = []
+    client = police.PoliceClient(httpserver.url_for("/api"), FAST, sleep=waits.append)
+    with pytest.raises(police.PoliceApiError, match=rf"gave up after 3 attempts, last: HTTP {status} "):
+        police.pull(db, AREA, MONTH, client=client, config=_config(httpserver.url_for("/api")))
+    assert client.requests_made == 1 + 3 and waits == [0.01, 0.02]
 
 
 # --- months not published yet ----------------------------------------------------------------
@@ -387,7 +399,9 @@ def test_unpublished_month_is_not_available(db: psycopg.Connection, httpserver: 
     assert db.execute("select count(*) from raw.submissions").fetchone() == (0,)
 
 
-def test_pull_police_says_not_available_for_every_area(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pull_police_says_not_available_for_every_area(
+    db: psycopg.Connection, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _dates(httpserver, "2025-01")
     monkeypatch.setenv(police.BASE_URL_ENV, httpserver.url_for("/api"))
     summary = pipeline.pull_police("2025-02", "test-run")
@@ -397,7 +411,9 @@ def test_pull_police_says_not_available_for_every_area(httpserver: HTTPServer, m
     assert set(summary["areas"]) == {"E06000035", "E06000019", "E10000034", "E06000022", "E06000018"}
 
 
-def test_a_run_asks_for_the_published_months_once(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_run_asks_for_the_published_months_once(
+    db: psycopg.Connection, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The run for M tries M and the months before it; the list of published months serves them all."""
     _dates(httpserver, "2025-01")
     monkeypatch.setenv(police.BASE_URL_ENV, httpserver.url_for("/api"))
@@ -462,13 +478,17 @@ def test_pull_police_against_the_simulated_api(
     assert first["unknown_outcome_texts"] == []
 
 
-def test_the_pull_can_be_turned_off_and_an_unreachable_api_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A warehouse on a closed network sets MISUSE_WAREHOUSE_POLICE_API=off; until then each run names the setting."""
+def test_the_pull_can_be_turned_off_and_an_unreachable_api_says_so(
+    db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warehouse on a closed network sets MISUSE_WAREHOUSE_POLICE_API=off; until then each run names the
+    setting, and goes on: every area-month of the window is unavailable and keeps what it had."""
     monkeypatch.setenv(police.BASE_URL_ENV, police.TURNED_OFF)
     assert pipeline.pull_police_recent("2025-03") == {
         "months": {},
         "pulled": [],
         "not_available": [],
+        "gaps": [],
         "turned_off": True,
     }
     with socket.socket() as unused:
@@ -476,7 +496,275 @@ def test_the_pull_can_be_turned_off_and_an_unreachable_api_says_so(monkeypatch: 
         port = unused.getsockname()[1]
     monkeypatch.setenv(police.BASE_URL_ENV, f"http://127.0.0.1:{port}/api")  # nothing listens there
     monkeypatch.setattr(police, "PoliceClient", functools.partial(police.PoliceClient, sleep=lambda _: None))
-    with pytest.raises(police.PoliceApiError, match="turn the pull off with MISUSE_WAREHOUSE_POLICE_API=off"):
-        pipeline.pull_police("2025-03")
-    with pytest.raises(police.PoliceApiError, match="turn the pull off with MISUSE_WAREHOUSE_POLICE_API=off"):
-        pipeline.pull_police_recent("2025-03")
+    one = pipeline.pull_police("2025-03", "run-1")
+    assert one["status"] == "unavailable" and len(one["gaps"]) == 5
+    assert all("turn the pull off with MISUSE_WAREHOUSE_POLICE_API=off" in g["reason"] for g in one["gaps"])
+    recent = pipeline.pull_police_recent("2025-03", "run-2")
+    assert recent["pulled"] == [] and list(recent["months"]) == ["2025-01", "2025-02", "2025-03"]
+    assert {(g["month"], g["status"]) for g in recent["gaps"]} == {
+        (m, "unavailable") for m in ("2025-01", "2025-02", "2025-03")
+    }
+    assert len(recent["gaps"]) == 15
+    # each area-month a row of the run log, which the build and the run report read
+    logged = db.execute(
+        "select dag_run_id, count(*), min(status), max(status) from ops.task_runs"
+        " where task_id = 'pull_police' group by 1 order by 1"
+    ).fetchall()
+    assert logged == [("run-1", 5, "unavailable", "unavailable"), ("run-2", 15, "unavailable", "unavailable")]
+
+
+# --- failing soft: an outage or a wrong answer keeps the last good pull -------------------------
+
+OTHER = "E09000025"
+OTHER_BOX = ((51.52, -0.03), (51.52, 0.04), (51.56, 0.04), (51.56, -0.03))
+"""North of BOX (Newham, as a test box): an area the API answers for while BOX's is down."""
+
+
+def _two_areas(server_url: str) -> police.PoliceConfig:
+    return police.PoliceConfig(
+        server_url.rstrip("/"),
+        {
+            AREA: police.PoliceArea(AREA, "Tower Hamlets (test box)", (BOX,), approximate=True),
+            OTHER: police.PoliceArea(OTHER, "Newham (test box)", (OTHER_BOX,), approximate=True),
+        },
+    )
+
+
+def _pull_both(server_url: str, run_id: str, **kwargs: Any) -> dict[str, Any]:
+    client = police.PoliceClient(server_url, FAST, sleep=lambda _: None)
+    return pipeline.pull_police(
+        MONTH, run_id, config=_two_areas(server_url), client=client, published=[MONTH], **kwargs
+    )
+
+
+def _logged(db: psycopg.Connection, run_id: str) -> dict[str, tuple]:
+    rows = db.execute(
+        """select detail->>'area', status, (detail->>'in_force_submission_id')::bigint, detail->>'reason'
+           from ops.task_runs where task_id = 'pull_police' and dag_run_id = %s""",
+        (run_id,),
+    ).fetchall()
+    return {area: rest for area, *rest in rows}
+
+
+def test_an_outage_for_one_area_keeps_its_last_pull_while_the_others_load(
+    db: psycopg.Connection, httpserver: HTTPServer
+) -> None:
+    box = police.poly_param(BOX)
+    down = [False]
+
+    def answer(request: Request) -> Response:
+        if down[0] and request.args["poly"] == box:  # the API fails for this area's requests only
+            return Response("<html><body>502 Bad Gateway</body></html>", status=502, content_type="text/html")
+        crimes = FIXTURE_CRIMES if request.args["poly"] == box else FIXTURE_CRIMES[:10]
+        if request.path.endswith("/drugs"):
+            crimes = [c for c in crimes if c["category"] == "drugs"]
+        return Response(json.dumps(crimes), content_type="application/json")
+
+    for category in police.CATEGORIES:
+        httpserver.expect_request(f"/api/crimes-street/{category}").respond_with_handler(answer)
+    url = httpserver.url_for("/api")
+    first = _pull_both(url, "run-1")
+    assert first["loaded"] == 2 and first["gaps"] == []
+    kept = first["areas"][AREA]["submission_id"]
+
+    down[0] = True
+    second = _pull_both(url, "run-2")
+    outage = second["areas"][AREA]
+    assert outage["status"] == "unavailable" and outage["in_force"]["submission_id"] == kept
+    assert "gave up after 3 attempts, last: HTTP 502 BAD GATEWAY" in outage["reason"]
+    assert f"submission {kept} of " in outage["message"] and "stays in force" in outage["message"]
+    assert second["status"] == "pulled" and second["areas"][OTHER]["status"] == "duplicate"
+    assert second["gaps"] == [
+        {
+            "area": AREA,
+            "month": MONTH,
+            "status": "unavailable",
+            "reason": outage["reason"],
+            "in_force": outage["in_force"],
+        }
+    ]
+    # the pull in force is untouched: no submission added, its crimes still there
+    assert db.execute("select count(*), max(submission_id) from raw.submissions").fetchone() == (
+        2,
+        first["areas"][OTHER]["submission_id"],
+    )
+    assert db.execute("select count(*) from raw.police_crimes where submission_id = %s", (kept,)).fetchone() == (383,)
+    # each area-month a row of the run log: what the build flags C2 from
+    logged = _logged(db, "run-2")
+    assert logged[OTHER][:2] == ["duplicate", None]
+    assert logged[AREA][:2] == ["unavailable", kept] and "HTTP 502" in logged[AREA][2]
+    assert pipeline.police_gaps(db) == [(AREA, MONTH)]
+
+    down[0] = False  # back: the next pull clears the gap
+    assert _pull_both(url, "run-3")["gaps"] == []
+    assert pipeline.police_gaps(db) == []
+
+
+def test_an_empty_answer_after_crimes_is_refused_but_a_first_empty_answer_loads(
+    db: psycopg.Connection, httpserver: HTTPServer
+) -> None:
+    _serve_fixture(httpserver)
+    first = _pull(db, httpserver.url_for("/api"))
+    httpserver.clear()
+    _dates(httpserver, MONTH)
+    _serve(httpserver, "drugs", [])
+    _serve(httpserver, "all-crime", [])
+    refused = _pull(db, httpserver.url_for("/api"))
+    assert refused["status"] == "refused" and refused["refusal_code"] == "police_empty_after_crimes"
+    assert refused["reason"].startswith(
+        f"drugs: empty answer, where submission {first['submission_id']} in force has 9"
+    )
+    assert refused["in_force"]["submission_id"] == first["submission_id"]
+    again = _pull(db, httpserver.url_for("/api"))  # the API still answers [] at the next run
+    assert again["status"] == "refused" and again["submission_id"] == refused["submission_id"]
+    assert "the same answer as before" in again["message"]
+    assert db.execute(
+        "select status, refusal_code, left(refusal_reason, 19) from raw.submissions order by submission_id"
+    ).fetchall() == [("loaded", None, None), ("refused", "police_empty_after_crimes", "drugs: empty answer")]
+    # C2 still reads the pull with crimes: it is the loaded submission in force
+    assert police.in_force(db, AREA, MONTH)["submission_id"] == first["submission_id"]
+
+    # an area-month never pulled before: nothing says it had crimes, so [] is plausible and loaded
+    httpserver.clear()
+    _dates(httpserver, "2014-07", MONTH)
+    _serve(httpserver, "drugs", [])
+    _serve(httpserver, "all-crime", [])
+    client = police.PoliceClient(httpserver.url_for("/api"), FAST)
+    quiet = police.pull(db, AREA, "2014-07", client=client, config=_config(httpserver.url_for("/api")))
+    assert quiet["status"] == "loaded" and quiet["crimes"] == {"drugs": 0, "all-crime": 0}
+
+
+def test_crimes_of_another_month_refuse_the_answer(db: psycopg.Connection, httpserver: HTTPServer) -> None:
+    _dates(httpserver, MONTH)
+    crimes = [_crime("a" * 64, 1, 51.50, 0.00), _crime("b" * 64, 2, 51.50, 0.00, month="2014-07")]
+    crimes += [_crime("c" * 64, 3, 51.50, 0.00, month="2014-07"), _crime("d" * 64, 4, 51.5, 0.0, month="2014-09")]
+    _serve(httpserver, "drugs", crimes[:1])
+    _serve(httpserver, "all-crime", crimes)
+    result = _pull(db, httpserver.url_for("/api"))
+    assert result["status"] == "refused" and result["refusal_code"] == "police_wrong_month"
+    assert result["reason"].startswith("all-crime: 3 crime(s) not of 2014-08 (2014-07: 2, 2014-09: 1)")
+    assert db.execute("select status, refusal_code from raw.submissions").fetchall() == [
+        ("refused", "police_wrong_month")
+    ]
+    assert db.execute("select count(*) from raw.police_crimes").fetchone() == (0,)
+
+
+def test_a_503_with_an_error_page_is_an_outage_retried_not_split(
+    db: psycopg.Connection, httpserver: HTTPServer
+) -> None:
+    _dates(httpserver, MONTH)
+    page = "<html><head><title>503 Service Temporarily Unavailable</title></head></html>"
+    httpserver.expect_request("/api/crimes-street/drugs").respond_with_data(page, status=503)
+    waits: list[float] = []
+    client = police.PoliceClient(httpserver.url_for("/api"), FAST, sleep=waits.append)
+    with pytest.raises(police.PoliceApiError, match=r"gave up after 3 attempts, last: HTTP 503 SERVICE UNAVAILABLE"):
+        police.pull(db, AREA, MONTH, client=client, config=_config(httpserver.url_for("/api"), SQUARE))
+    polygons = {r.args["poly"] for r, _ in httpserver.log if "/crimes-street/" in r.path}
+    assert polygons == {police.poly_param(SQUARE)}, "the polygon as configured, never a part of it"
+    assert client.requests_made == 1 + 3 and waits == [0.01, 0.02]
+
+
+def test_an_empty_503_with_retry_after_is_an_outage_too(db: psycopg.Connection, httpserver: HTTPServer) -> None:
+    _dates(httpserver, MONTH)
+    answers = [Response("", status=503, headers={"Retry-After": "0.03"}), Response("[]")]
+    httpserver.expect_request("/api/crimes-street/drugs").respond_with_handler(lambda _: answers.pop(0))
+    _serve(httpserver, "all-crime", [])
+    waits: list[float] = []
+    result = _pull(db, httpserver.url_for("/api"), waits, config=_config(httpserver.url_for("/api"), SQUARE))
+    assert result["status"] == "loaded" and result["responses"] == {"drugs": 1, "all-crime": 1}
+    assert waits == [0.03]  # waited as told, then the whole polygon again
+
+
+def test_an_outage_answering_like_too_many_crimes_costs_a_bounded_number_of_requests(
+    db: psycopg.Connection, httpserver: HTTPServer
+) -> None:
+    """Empty 503s at every part: split depth first to the bound, then the area-month is unavailable."""
+    _dates(httpserver, MONTH)
+    httpserver.expect_request("/api/crimes-street/drugs").respond_with_data("", status=503)
+    config = _config(httpserver.url_for("/api"), SQUARE)
+    client = police.PoliceClient(
+        httpserver.url_for("/api"), police.RetryPolicy(max_split_depth=3), sleep=lambda _: None
+    )
+    summary = pipeline.pull_police(MONTH, "run-1", config=config, client=client, published=[MONTH])
+    (gap,) = summary["gaps"]
+    assert gap["status"] == "unavailable" and "after splitting the polygon 3 times" in gap["reason"]
+    assert client.requests_made == 4  # the polygon, a quarter, a sixteenth, a sixty-fourth
+
+
+def test_a_client_stops_asking_after_three_requests_gave_up(db: psycopg.Connection) -> None:
+    """An API down for the whole run costs three requests' retries, not every area-month's."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/api"
+    client = police.PoliceClient(url, FAST, sleep=lambda _: None)
+    config = _two_areas(url)
+    for month in ("2014-06", "2014-07", "2014-08"):
+        summary = pipeline.pull_police(month, "run-1", config=config, client=client, published=[month])
+        assert summary["status"] == "unavailable"
+    assert client.requests_made == 3 * 3  # three requests of three attempts each, then none
+    reasons = [
+        r[2]
+        for r in db.execute(
+            "select detail->>'month', detail->>'area', detail->>'reason' from ops.task_runs"
+            " where task_id = 'pull_police' order by task_run_id"
+        ).fetchall()
+    ]
+    assert len(reasons) == 6 and all("ConnectionError" in r for r in reasons[:3])
+    assert all(r.startswith("drugs: not asked: 3 requests in a row gave up this run") for r in reasons[3:])
+
+
+def test_a_gap_outside_the_window_is_asked_again_until_it_loads(
+    db: psycopg.Connection, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    config = yaml.safe_load(police.AREAS_FILE.read_text())
+    config["areas"] = {AREA: {"name": "test box", "approximate": True, "polygons": [[list(p) for p in BOX]]}}
+    areas_file = tmp_path / "police_areas.yaml"
+    areas_file.write_text(yaml.safe_dump(config))
+    monkeypatch.setattr(police, "AREAS_FILE", areas_file)
+    monkeypatch.setenv(police.BASE_URL_ENV, httpserver.url_for("/api"))
+    _dates(httpserver, "2014-05", "2014-06", "2014-07", MONTH)
+    page = Response("<html>maintenance</html>", status=503)
+    httpserver.expect_request("/api/crimes-street/drugs").respond_with_response(page)
+    monkeypatch.setattr(
+        police, "PoliceClient", functools.partial(police.PoliceClient, policy=FAST, sleep=lambda _: None)
+    )
+    down = pipeline.pull_police_recent("2014-06", "run-1")  # 2014-04 not published; 05 and 06 unavailable
+    assert [(g["month"], g["status"]) for g in down["gaps"]] == [("2014-05", "unavailable"), ("2014-06", "unavailable")]
+
+    httpserver.clear()
+    _dates(httpserver, "2014-05", "2014-06", "2014-07", MONTH)
+    _serve(httpserver, "drugs", [])
+    _serve(httpserver, "all-crime", [])
+    later = pipeline.pull_police_recent(MONTH, "run-2")  # window 2014-06..08; 2014-05 is the gap left behind
+    assert later["retried"] == {"2014-05": [AREA]}
+    assert list(later["months"]) == ["2014-05", "2014-06", "2014-07", "2014-08"] and later["gaps"] == []
+    assert pipeline.police_gaps(db) == []
+
+
+def test_the_simulated_api_can_be_taken_down_and_brought_back(
+    db: psycopg.Connection, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The demo's stand-in fails like the real API behind a proxy, for tests that live through an outage."""
+    config = yaml.safe_load(police.AREAS_FILE.read_text())
+    config["areas"] = {"E06000035": config["areas"]["E06000035"]}
+    areas_file = tmp_path / "police_areas.yaml"
+    areas_file.write_text(yaml.safe_dump(config))
+    monkeypatch.setattr(police, "AREAS_FILE", areas_file)
+    monkeypatch.setattr(
+        police, "PoliceClient", functools.partial(police.PoliceClient, policy=FAST, sleep=lambda _: None)
+    )
+    outage = threading.Event()
+    url, stop = police_api.start(seed=7, latest="2025-06", outage=outage)
+    monkeypatch.setenv(police.BASE_URL_ENV, url)
+    try:
+        outage.set()
+        down = pipeline.pull_police_recent("2025-06", "run-1")
+        outage.clear()
+        back = pipeline.pull_police_recent("2025-06", "run-2")
+    finally:
+        stop()
+    assert down["pulled"] == [] and [g["month"] for g in down["gaps"]] == ["2025-04", "2025-05", "2025-06"]
+    assert all("HTTP 503" in g["reason"] and "Service Unavailable" in g["reason"] for g in down["gaps"])
+    assert back["pulled"] == ["2025-04", "2025-05", "2025-06"] and back["gaps"] == []
+    assert pipeline.police_gaps(db) == []

@@ -264,67 +264,110 @@ def pull_police(
     config: police.PoliceConfig | None = None,
     client: police.PoliceClient | None = None,
     published: list[str] | None = None,
+    unreachable: police.PoliceApiError | None = None,
+    areas: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Street crimes of every configured area for the month, from data.police.uk (or the demo's stand-in).
+    """Street crimes of every configured area (or of `areas`) for the month, from data.police.uk (or the
+    demo's stand-in).
 
     A month the API has not published yet gives `status` `not_available` (the DAG task skips and the
-    next run tries again); otherwise `status` is `pulled` and `areas` holds each area's result
-    (loaded or duplicate, counts, unknown outcome texts). One area failing does not stop the others
-    from loading; the task then fails naming every area that failed. `config`, `client` and
-    `published` (the API's published months) are read here unless the caller has them.
+    next run tries again); otherwise `status` is `pulled` and `areas` holds each area's result:
+    loaded, duplicate, refused (the answer cannot be right: recorded, not loaded) or unavailable
+    (the API could not give it). Refused and unavailable area-months keep their last good pull in
+    force, are listed in `gaps`, and never fail the run: every other figure still publishes, and
+    the build flags C2 of those area-months. Each area-month is a row of ops.task_runs (task
+    `pull_police`), which is what the build and the run report read. `config`, `client` and
+    `published` (the API's published months) are read here unless the caller has them;
+    `unreachable` is the error that stopped the caller from reading the published months.
     """
     from misuse_warehouse import police
 
     config = config or police.load_config()
     client = client or police.PoliceClient(config.base_url)
-    if published is None:
-        published = police.available_months(client)
+    if published is None and unreachable is None:
+        try:
+            published = police.available_months(client)
+        except police.PoliceApiError as error:
+            unreachable = error
+    codes = areas if areas is not None else list(config.areas)
     summary: dict[str, Any] = {"month": month, "base_url": config.base_url, "areas": {}}
-    if month not in published:
-        latest = max(published, default=None)
-        summary["areas"] = {code: police.not_available(code, month, latest) for code in config.areas}
+    if unreachable is None and month not in (published or []):
+        latest = max(published or [], default=None)
+        summary["areas"] = {code: police.not_available(code, month, latest) for code in codes}
         log.info("police: %s not published yet (newest %s): nothing pulled", month, latest)
-        return summary | {"status": "not_available", "not_available": True, "latest_published": latest}
-    failures: list[str] = []
+        with warehouse.connect(autocommit=True, role=roles.LOADER) as conn:  # a gap before it is no longer one
+            for result in summary["areas"].values():  # ops.task_runs only: no writer lease needed
+                _record_police_pull(conn, dag_run_id, result, datetime.now(UTC), 0.0)
+        return summary | {"status": "not_available", "not_available": True, "latest_published": latest, "gaps": []}
     with (
         writer_lease.lease(f"police {month} ({dag_run_id})"),
         warehouse.connect(autocommit=True, role=roles.LOADER) as conn,
     ):
-        for code in config.areas:
+        for code in codes:
+            started, clock = datetime.now(UTC), time.monotonic()
             try:
+                if unreachable is not None:
+                    raise unreachable
                 result = police.pull(conn, code, month, dag_run_id, client=client, config=config, available=published)
             except police.PoliceApiError as error:
-                failures.append(str(error))
-                log.error("police %s %s: %s", code, month, error)
-                continue
+                result = police.unavailable(code, month, error, police.in_force(conn, code, month))
             summary["areas"][code] = result
-            log.info("police %s %s: %s %s", code, month, result["status"].upper(), result["message"])
+            _record_police_pull(conn, dag_run_id, result, started, time.monotonic() - clock)
+            level = logging.WARNING if result["status"] in police.GAPS else logging.INFO
+            log.log(level, "police %s %s: %s %s", code, month, result["status"].upper(), result["message"])
     results = summary["areas"].values()
     unknown = sorted({text for r in results for texts in r["unknown_outcomes"].values() for text in texts})
-    summary |= {
-        "status": "pulled",
+    gaps = [
+        {k: r.get(k) for k in ("area", "month", "status", "reason", "in_force")} | {"area": code, "month": month}
+        for code, r in summary["areas"].items()
+        if r["status"] in police.GAPS
+    ]
+    everything_unavailable = all(r["status"] == "unavailable" for r in results)
+    return summary | {
+        "status": "unavailable" if everything_unavailable else "pulled",
         "not_available": False,
         "loaded": sum(r["status"] == "loaded" for r in results),
         "duplicate": sum(r["status"] == "duplicate" for r in results),
+        "refused": sum(r["status"] == "refused" for r in results),
+        "unavailable": sum(r["status"] == "unavailable" for r in results),
         "unknown_outcome_texts": unknown,
+        "gaps": gaps,
     }
-    if failures:
-        log.info("police %s summary before failing: %s", month, summary)
-        lines = "\n  ".join(failures)
-        raise police.PullFailed(f"police pull for {month}: {len(failures)} area(s) failed, others pulled:\n  {lines}")
-    return summary
+
+
+def _record_police_pull(
+    conn: Any, dag_run_id: str | None, result: dict[str, Any], started: datetime, seconds: float
+) -> None:
+    """One area-month's pull as a row of ops.task_runs: the build flags C2 from the latest of them."""
+    run = observe.TaskRun("pull_police", "raw", f"police {result['area']} {result['month']}")
+    run.status, run.rows_out = result["status"], result.get("rows")
+    standing = result.get("in_force") or {}
+    run.detail = {
+        "area": result["area"],
+        "month": result["month"],
+        "submission_id": result.get("submission_id"),
+        "in_force_submission_id": standing.get("submission_id"),
+        "in_force_received_at": standing.get("received_at"),
+        "refusal_code": result.get("refusal_code"),
+        "reason": result.get("reason"),
+    }
+    observe.record_task_runs(conn, dag_run_id, [(run, started, seconds)])
 
 
 POLICE_LOOKBACK_MONTHS = 2
 
 
 def pull_police_recent(month: str, dag_run_id: str | None = None, catch_up_from: str | None = None) -> dict[str, Any]:
-    """Police data for M and the two months before it (a catch-up run: before its first), each once published.
+    """Police data for M and the two months before it (a catch-up run: before its first), each once
+    published, and every earlier area-month whose last pull was refused or unavailable.
 
     data.police.uk publishes a month several weeks late, so the run for M usually finds M
     missing; the months before it are tried again (a month already loaded with the same bytes
-    changes nothing). The result says, per month, what was pulled or is not available yet;
-    with MISUSE_WAREHOUSE_POLICE_API=off (a warehouse that cannot reach the API) nothing is asked.
+    changes nothing). An area-month left with a gap is asked again at every run until it loads,
+    as long as the API still lists its month. With the API unreachable (crimes-street-dates
+    itself fails) every area-month of the window is recorded unavailable and the run goes on.
+    The result says, per month, what was pulled, is not available yet or is a gap; with
+    MISUSE_WAREHOUSE_POLICE_API=off (a warehouse that cannot reach the API) nothing is asked.
     """
     from misuse_warehouse import police
 
@@ -333,19 +376,61 @@ def pull_police_recent(month: str, dag_run_id: str | None = None, catch_up_from:
         log.warning(
             "police: the pull is turned off (%s=%s): no street crime this run", police.BASE_URL_ENV, police.TURNED_OFF
         )
-        return {"months": {}, "pulled": [], "not_available": [], "turned_off": True}
+        return {"months": {}, "pulled": [], "not_available": [], "gaps": [], "turned_off": True}
     first = run_months(month, catch_up_from)[0]
     months = months_between(month_text(parse_month(first) - POLICE_LOOKBACK_MONTHS), month)
     # one configuration, one client (its rate limit) and one look at the published months for the run
     client = police.PoliceClient(config.base_url)
-    published = police.available_months(client)
-    summaries = {m: pull_police(m, dag_run_id, config=config, client=client, published=published) for m in months}
+    published: list[str] | None = None
+    unreachable: police.PoliceApiError | None = None
+    try:
+        published = police.available_months(client)
+    except police.PoliceApiError as error:
+        unreachable = error
+        log.warning("police: %s; every area-month of %s..%s keeps its last good pull", error, months[0], months[-1])
+    retry: dict[str, list[str]] = {}
+    if published is not None:
+        with warehouse.connect(role=roles.LOADER) as conn:
+            for area, gap_month in police_gaps(conn):
+                if gap_month not in months and gap_month in published and area in config.areas:
+                    retry.setdefault(gap_month, []).append(area)
+    summaries = {
+        m: pull_police(
+            m, dag_run_id, config=config, client=client, published=published, unreachable=unreachable,
+            areas=retry.get(m),
+        )
+        for m in sorted([*retry, *months])
+    }  # fmt: skip
+    gaps = [gap for s in summaries.values() for gap in s["gaps"]]
+    if gaps:  # the line a data engineer finds at the end of the task's log (success, with this warning)
+        log.warning(
+            "police: %d area-month(s) keep their last good pull, C2 flagged: %s",
+            len(gaps),
+            "; ".join(f"{g['area']} {g['month']} {g['status']}" for g in gaps),
+        )
     return {
         "months": summaries,
         "pulled": [m for m, s in summaries.items() if s["status"] == "pulled"],
         "not_available": [m for m, s in summaries.items() if s["status"] == "not_available"],
+        "retried": {m: areas for m, areas in sorted(retry.items())},
+        "gaps": gaps,
         "turned_off": False,
     }
+
+
+def police_gaps(conn: Any) -> list[tuple[str, str]]:
+    """(area, month) of every area-month whose latest pull was refused or unavailable (ops.task_runs)."""
+    return [
+        (area, gap_month)
+        for area, gap_month, status in conn.execute(
+            """select distinct on (detail->>'area', detail->>'month')
+                      detail->>'area', detail->>'month', status
+               from ops.task_runs
+               where task_id = 'pull_police' and detail ? 'area'
+               order by detail->>'area', detail->>'month', task_run_id desc"""
+        ).fetchall()
+        if status in ("refused", "unavailable")
+    ]
 
 
 def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
@@ -438,8 +523,9 @@ def check_deadlines(month: str, dag_run_id: str | None = None) -> dict[str, Any]
 
 
 def report(outcomes: list[dict[str, Any]], dag_run_id: str | None = None) -> dict[str, Any]:
-    """Data Docs for this run's validations, the run's disclosure audit, then a loud failure if any
-    file was refused."""
+    """Data Docs for this run's validations, the run's disclosure audit and police pull gaps (area-months
+    left on their last good pull, listed and logged as warnings), then a loud failure if any file was
+    refused."""
     gate.build_data_docs(dag_run_id)
     counts: dict[str, Any] = {}
     views_lost: dict[str, str] = {}
@@ -454,6 +540,12 @@ def report(outcomes: list[dict[str, Any]], dag_run_id: str | None = None) -> dic
                    where dag_run_id = %s and task_id = 'mart_gate' order by task_run_id desc limit 1""",
                 (dag_run_id,),
             ).fetchone()
+            police_gaps = conn.execute(
+                """select target, status, detail->>'reason', detail->>'in_force_submission_id' from ops.task_runs
+                   where dag_run_id = %s and task_id = 'pull_police' and status in ('refused', 'unavailable')
+                   order by task_run_id""",
+                (dag_run_id,),
+            ).fetchall()
             lost = conn.execute(
                 """select detail->'views_not_recreated' from ops.task_runs
                    where dag_run_id = %s and task_id = 'publish' order by task_run_id desc limit 1""",
@@ -463,6 +555,13 @@ def report(outcomes: list[dict[str, Any]], dag_run_id: str | None = None) -> dic
         if audit and audit[0]:
             counts["disclosure_audit"] = audit[0]
             log.info("disclosure audit: %s", audit[0])
+        if police_gaps:  # not a failure: the month published, C2 of these area-months is flagged
+            counts["police_gaps"] = [
+                f"{target.removeprefix('police ')} {status}: {reason}; "
+                + (f"submission {kept} stays in force" if kept else "no pull in force, C2 missing")
+                for target, status, reason, kept in police_gaps
+            ]
+            log.warning("police pull gaps, C2 flagged in the marts:\n  %s", "\n  ".join(counts["police_gaps"]))
     for outcome in outcomes:
         counts[outcome["status"]] = counts.get(outcome["status"], 0) + 1
         if outcome.get("warnings"):

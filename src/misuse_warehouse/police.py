@@ -16,11 +16,22 @@ The API's real behaviour (shared/feeds/criminal_justice.md §1) shapes the clien
   is why it is never a key anywhere else). The same key twice in *one* response is kept twice:
   the real API does that (the August 2014 fixture has eight persistent_ids on two records each, with
   different ids and sometimes different categories or outcomes), and they are distinct records.
+- a 503 is also what an outage looks like (a proxy or load balancer in front of the API). The
+  documentation gives the too-many-crimes 503 no body, and clients in the wild cannot tell the
+  two apart by status alone, so: a 503 with an empty body (and no Retry-After) is "too large" and
+  is split, at most `max_split_depth` times, depth first, so an outage that answers every part
+  the same way costs a handful of requests; a 503 with a body (an error page) or a Retry-After is
+  an outage and is retried like any 5xx.
 - 429 over 15 requests a second (burst 30): requests go through a token bucket at that rate, and
   a 429 all the same (another process pulling) backs off, honouring Retry-After, and retries.
 - a URL over 4,094 characters is refused with 400: a polygon that would make one is POSTed.
-- timeouts and connection errors are retried a bounded number of times with backoff; then, and for
-  any other status, the pull fails naming area, month and URL.
+- timeouts, connection errors and 5xx are retried a bounded number of times with backoff
+  (tenacity); then, and for any other status, the area-month is *unavailable* (PoliceApiError
+  naming area, month and URL): the caller keeps the last good pull in force and flags it.
+- an answer that came but cannot be right is *refused* (AnswerRefused, recorded in raw.submissions
+  with its reason, never loaded): not JSON, an unreadable crime, a crime whose own `month` is not
+  the month asked for, or an empty answer for a category where the pull in force had crimes. An
+  empty answer for an area-month never pulled before is plausible (a quiet area) and loaded.
 - `crimes-street-dates` lists the published months; a month not listed is not available yet,
   which is a result (the DAG task skips), not an error.
 """
@@ -59,6 +70,8 @@ AREAS_FILE = Path(__file__).with_name("police_areas.yaml")
 BASE_URL_ENV = "MISUSE_WAREHOUSE_POLICE_API"
 # Its value for a warehouse that cannot reach the API (a closed network): runs publish without police data.
 TURNED_OFF = "off"
+GAPS = ("refused", "unavailable")
+"""Pull results that leave the last good pull in force and flag C2 of the area-month."""
 MAX_URL = 4094
 """The API answers 400 to a longer GET URL."""
 
@@ -110,8 +123,24 @@ class PoliceApiError(RuntimeError):
         self.area, self.month, self.url, self.problem = area, month, url, problem
 
 
-class PullFailed(RuntimeError):
-    """Some areas' month could not be pulled (each named with its URL); the other areas were loaded."""
+class AnswerRefused(PoliceApiError):
+    """The API answered, but the answer cannot be right: recorded as a refused submission, not loaded.
+
+    `code` is the raw.submissions refusal_code (REFUSAL_CODES), the message says what was wrong.
+    """
+
+    def __init__(self, area: str, month: str, url: str, code: str, problem: str) -> None:
+        super().__init__(area, month, url, problem)
+        self.code = code
+
+
+REFUSAL_CODES = {
+    "police_not_json": "an answer is not JSON, or not an array of crimes",
+    "police_unreadable_crime": "a crime lacks a field the warehouse reads, or holds one it cannot read",
+    "police_wrong_month": "crimes of another month than the one asked for",
+    "police_empty_after_crimes": "an empty answer where the pull in force had crimes",
+}
+"""Why a police answer was refused (raw.submissions.refusal_code)."""
 
 
 # --- configuration ---------------------------------------------------------------------------
@@ -235,6 +264,9 @@ class RetryPolicy:
     burst: int = 30
     max_split_depth: int = 4
     """A polygon cut four times is 256 parts, 2.5 million crimes a month: more than any force has."""
+    give_up_after: int = 3
+    """Requests that ran out of attempts in a row before the client stops asking for this run: an API
+    that is down costs three requests' retries, not every area-month's."""
 
 
 class RateLimiter:
@@ -275,7 +307,22 @@ class _Retryable(Exception):
 
 
 class _TooMany(Exception):
-    """503: the answer would be over 10,000 crimes."""
+    """503 with no body: the answer would be over 10,000 crimes."""
+
+
+def _too_many_crimes(response: requests.Response) -> bool:
+    """The API's own too-many-crimes answer: 503 with an empty body and no Retry-After.
+
+    data.police.uk documents only the status for it; an outage's 503 comes from whatever stands in
+    front of the API and carries an error page, or a Retry-After. Splitting is bounded either way.
+    """
+    return response.status_code == 503 and not response.content.strip() and "Retry-After" not in response.headers
+
+
+def _status_text(response: requests.Response) -> str:
+    body = response.content[:80].decode("utf-8", "replace").strip()
+    body = " ".join(body.split())
+    return f"HTTP {response.status_code} {response.reason}" + (f" ({body!r})" if body else "")
 
 
 @dataclass(frozen=True)
@@ -287,6 +334,10 @@ class _Where:
     def error(self, url: str, problem: str) -> PoliceApiError:
         what = f"{self.category}: {problem}" if self.category else problem
         return PoliceApiError(self.area, self.month, url, what)
+
+    def refused(self, url: str, code: str, problem: str) -> AnswerRefused:
+        what = f"{self.category}: {problem}" if self.category else problem
+        return AnswerRefused(self.area, self.month, url, code, what)
 
 
 class PoliceClient:
@@ -306,6 +357,7 @@ class PoliceClient:
         self.sleep = sleep
         self.limiter = RateLimiter(self.policy.rate, self.policy.burst, sleep=sleep)
         self.requests_made = 0
+        self.gave_up_in_a_row = 0
 
     def available_months(self, where: _Where | None = None) -> list[str]:
         """The months `crimes-street-dates` lists as published, oldest first."""
@@ -322,7 +374,8 @@ class PoliceClient:
     def crimes(self, category: str, polygon: Polygon, month: str, where: _Where) -> tuple[str, str, bytes]:
         """(method, url, body) of one successful answer; GET unless the URL would be too long.
 
-        Raises _TooMany on 503 (the caller splits) and PoliceApiError for anything else.
+        Raises _TooMany on the API's too-many-crimes 503 (the caller splits) and PoliceApiError for
+        anything else.
         """
         url = f"{self.base_url}/crimes-street/{category}"
         query = urlencode({"poly": poly_param(polygon), "date": month}, safe=",:")
@@ -332,15 +385,19 @@ class PoliceClient:
         else:
             method, target, data = "POST", url, query
         response = self._send(method, target, data, where)
-        if response.status_code == 503:
+        if _too_many_crimes(response):
             raise _TooMany()
         shown = target if method == "GET" else f"{target} (POST, polygon of {len(polygon)} points in the body)"
         if response.status_code != 200:
-            raise where.error(shown, f"HTTP {response.status_code} {response.reason}")
+            raise where.error(shown, _status_text(response))
         return method, shown, response.content
 
     def _send(self, method: str, url: str, data: str | None, where: _Where) -> requests.Response:
+        """One request, retried on timeouts, connection errors, 429 and 5xx (not the too-many-crimes 503)."""
         policy = self.policy
+        shown = url if data is None else f"{url} (POST)"
+        if self.gave_up_in_a_row >= policy.give_up_after:
+            raise where.error(shown, f"not asked: {self.gave_up_in_a_row} requests in a row gave up this run")
         headers = {"Content-Type": "application/x-www-form-urlencoded"} if data is not None else None
         retrying = Retrying(
             stop=stop_after_attempt(policy.attempts),
@@ -368,9 +425,12 @@ class PoliceClient:
                         raise _Retryable(f"{type(error).__name__}: {error}") from error
                     if response.status_code == 429:
                         raise _Retryable("HTTP 429 Too Many Requests", _retry_after(response))
+                    if response.status_code >= 500 and not _too_many_crimes(response):
+                        raise _Retryable(_status_text(response), _retry_after(response))
+                    self.gave_up_in_a_row = 0
                     return response
         except _Retryable as gave_up:
-            shown = url if data is None else f"{url} (POST)"
+            self.gave_up_in_a_row += 1
             raise where.error(shown, f"gave up after {policy.attempts} attempts, last: {gave_up}") from gave_up
         raise AssertionError("unreachable: tenacity either returns or raises")  # pragma: no cover
 
@@ -452,7 +512,8 @@ def _fetch(
             if depth >= policy.max_split_depth:
                 raise where.error(
                     f"{client.base_url}/crimes-street/{category}?poly={poly_param(polygon)}&date={month}",
-                    f"still over 10,000 crimes (503) after splitting the polygon {depth} times",
+                    f"still over 10,000 crimes (503) after splitting the polygon {depth} times:"
+                    " the API is failing, or the area is denser than any force",
                 ) from None
             parts = split(polygon)
             log.info("%s %s %s part %s: 503, split into %d", area.code, month, category, label, len(parts))
@@ -475,17 +536,21 @@ def _parse(fetched: _Fetched, area_code: str, month: str, folder: Path) -> None:
     """The crimes of every answer, in the order they came; a crime two parts returned (on a cut line) once.
 
     Only for answers not loaded before: bytes equal to the current submission's parsed when it loaded.
+    Raises AnswerRefused for an answer that cannot be right, crimes of another month included: the
+    API files a crime under the month it was recorded in, so one of another month means the answer
+    is not the month asked for (a cache or a publication in progress), and none of it is loaded.
     """
     where = _Where(area_code, month, fetched.category)
     owner: dict[str, str] = {}
+    other_months: Counter[str] = Counter()
     for response, body in zip(fetched.responses, fetched.bodies, strict=True):
         label, url, path = response["part"], response["url"], folder / response["file"]
         try:
             records = json.loads(body)
         except ValueError as error:
-            raise where.error(url, f"answer is not JSON ({error}); kept at {path}") from None
+            raise where.refused(url, "police_not_json", f"answer is not JSON ({error}); kept at {path}") from None
         if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
-            raise where.error(url, f"answer is not a JSON array of crimes; kept at {path}")
+            raise where.refused(url, "police_not_json", f"answer is not a JSON array of crimes; kept at {path}")
         for record in records:
             key = _record_key(record)
             if key is not None:
@@ -493,14 +558,23 @@ def _parse(fetched: _Fetched, area_code: str, month: str, folder: Path) -> None:
                 if first != label:  # an earlier part already returned it: on a cut line
                     fetched.dropped += 1
                     continue
+            crime_month = str(record.get("month") or "")[:7]
+            if crime_month != month:
+                other_months[crime_month or "(none)"] += 1
             try:
                 row = _row(record, fetched.category)
             except ValueError as error:
-                raise where.error(url, f"unreadable crime {record.get('id')!r} ({error}); kept at {path}") from None
+                problem = f"unreadable crime {record.get('id')!r} ({error}); kept at {path}"
+                raise where.refused(url, "police_unreadable_crime", problem) from None
             fetched.rows.append(row)
             outcome = row[_OUTCOME]
             if outcome is not None:
                 fetched.outcomes[outcome] += 1
+    if other_months:
+        seen = ", ".join(f"{m}: {n}" for m, n in sorted(other_months.items()))
+        total = sum(other_months.values())
+        problem = f"{total} crime(s) not of {month} ({seen}); answers kept in {folder}"
+        raise where.refused(f"{fetched.category} answers", "police_wrong_month", problem)
 
 
 def _row(record: dict[str, Any], category: str) -> tuple[Any, ...]:
@@ -571,6 +645,28 @@ def _current_submission(conn: psycopg.Connection, area_code: str, period_start: 
     ).fetchone()
 
 
+def in_force(conn: psycopg.Connection, area_code: str, month: str) -> dict[str, Any] | None:
+    """The pull in force for the area-month (submission id and when it was received), or None: what
+    a failed or refused pull leaves standing."""
+    row = conn.execute(
+        """select submission_id, received_at from raw.submissions
+           where feed = %s and source_code = %s and period_start = %s and status = 'loaded'
+           order by submission_id desc limit 1""",
+        (FEED, area_code, _month_start(month)),
+    ).fetchone()
+    return {"submission_id": row[0], "received_at": row[1].isoformat()} if row else None
+
+
+def _crimes_in_force(conn: psycopg.Connection, submission_id: int) -> dict[str, int]:
+    """Crimes per requested category of a loaded submission."""
+    return dict(
+        conn.execute(
+            "select requested_category, count(*) from raw.police_crimes where submission_id = %s group by 1",
+            (submission_id,),
+        ).fetchall()
+    )
+
+
 def _unchanged(submission_id: int) -> dict[str, Any]:
     """A pull whose answers are the current submission's, byte for byte: counted and checked when it loaded."""
     return {
@@ -582,6 +678,71 @@ def _unchanged(submission_id: int) -> dict[str, Any]:
         "unknown_outcomes": {},
         "message": f"same answers as submission {submission_id}: nothing changed",
     }
+
+
+def unavailable(area_code: str, month: str, error: PoliceApiError, standing: dict[str, Any] | None) -> dict[str, Any]:
+    """The result for an area-month the API could not give: the pull in force (if any) stays, flagged."""
+    kept = (
+        f"submission {standing['submission_id']} of {standing['received_at'][:10]} stays in force"
+        if standing
+        else "no pull of it in force: C2 missing"
+    )
+    return {
+        "area": area_code,
+        "month": month,
+        "status": "unavailable",
+        "submission_id": None,
+        "in_force": standing,
+        "rows": 0,
+        "crimes": {},
+        "unknown_outcomes": {},
+        "reason": error.problem,
+        "url": error.url,
+        "message": f"data.police.uk unavailable ({error.problem}); {kept}",
+    }
+
+
+def _refuse(
+    conn: psycopg.Connection,
+    refusal: AnswerRefused,
+    period_start: date,
+    sha256: str,
+    file_bytes: int,
+    received_at: datetime,
+    dag_run_id: str | None,
+) -> tuple[int, bool]:
+    """Record a refused answer in raw.submissions (its bytes stay in the archive); (submission_id, new).
+
+    The same refused bytes again (the API still answering wrongly at the next run) add no row.
+    """
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"{FEED}|{refusal.area}|{period_start}",))
+        same = conn.execute(
+            """select submission_id from raw.submissions
+               where feed = %s and source_code = %s and period_start = %s and status = 'refused'
+                 and file_sha256 = %s order by submission_id desc limit 1""",
+            (FEED, refusal.area, period_start, sha256),
+        ).fetchone()
+        if same:
+            return same[0], False
+        submission_id = conn.execute(
+            """insert into raw.submissions (feed, source_code, period_start, file_name, file_sha256,
+                   file_bytes, received_at, status, refusal_code, refusal_reason, dag_run_id)
+               values (%s, %s, %s, %s, %s, %s, %s, 'refused', %s, %s, %s) returning submission_id""",
+            (
+                FEED,
+                refusal.area,
+                period_start,
+                f"crimes-street {'+'.join(CATEGORIES)} {refusal.area} {refusal.month} (refused, not loaded)",
+                sha256,
+                file_bytes,
+                received_at,
+                refusal.code,
+                refusal.problem,
+                dag_run_id,
+            ),
+        ).fetchone()[0]
+    return submission_id, True
 
 
 def pull(
@@ -597,8 +758,10 @@ def pull(
     """Pull, archive and load one area-month (both categories); `available` skips asking crimes-street-dates.
 
     Returns status `loaded`, `duplicate` (same bytes as the current submission: nothing changed, and
-    nothing parsed: the months before M are pulled again every run, and most come back unchanged) or
-    `not_available`. Raises PoliceApiError when the API cannot give the month.
+    nothing parsed: the months before M are pulled again every run, and most come back unchanged),
+    `refused` (the answer came but cannot be right: recorded in raw.submissions with its reason,
+    not loaded, the pull in force stays) or `not_available`. Raises PoliceApiError when the API
+    cannot give the month (unreachable, timeouts, 5xx after retries, another status).
     """
     parse_month(month)  # a ValueError names anything but YYYY-MM
     config = config or load_config()
@@ -620,6 +783,7 @@ def pull(
     _archive(folder, f"pull_{sha256[:16]}.json", json.dumps(pull_record, indent=2).encode())
 
     period_start = _month_start(month)
+    file_bytes = sum(r["bytes"] for r in responses)
     summary = {
         "area": area_code,
         "month": month,
@@ -634,8 +798,36 @@ def pull(
     if current and current[1] == sha256:
         return summary | _unchanged(current[0])
 
-    for f in fetched:
-        _parse(f, area_code, month, folder)
+    try:
+        for f in fetched:
+            _parse(f, area_code, month, folder)
+        if current:
+            before = _crimes_in_force(conn, current[0])
+            for f in fetched:
+                if not f.rows and before.get(f.category):
+                    problem = (
+                        f"{f.category}: empty answer, where submission {current[0]} in force has"
+                        f" {before[f.category]} crime(s); answers kept in {folder}"
+                    )
+                    raise AnswerRefused(area_code, month, f"{f.category} answers", "police_empty_after_crimes", problem)
+    except AnswerRefused as refusal:
+        submission_id, new = _refuse(conn, refusal, period_start, sha256, file_bytes, received_at, dag_run_id)
+        standing = in_force(conn, area_code, month)
+        kept = f"submission {standing['submission_id']} stays in force" if standing else "no pull in force"
+        again = "" if new else " (the same answer as before)"
+        log.warning("%s %s: answer REFUSED (%s)%s: %s", area_code, month, refusal.code, again, refusal.problem)
+        return summary | {
+            "status": "refused",
+            "submission_id": submission_id,
+            "in_force": standing,
+            "rows": 0,
+            "crimes": None,
+            "split_line_repeats_dropped": None,
+            "unknown_outcomes": {},
+            "refusal_code": refusal.code,
+            "reason": refusal.problem,
+            "message": f"answer refused ({refusal.code}) as submission {submission_id}{again}: {kept}",
+        }
     rows = [row for f in fetched for row in f.rows]
     unknown = {
         f.category: dict(sorted((t, n) for t, n in f.outcomes.items() if t not in KNOWN_OUTCOMES)) for f in fetched
@@ -664,7 +856,7 @@ def pull(
                 period_start,
                 f"crimes-street {'+'.join(CATEGORIES)} {area_code} {month} ({len(responses)} responses)",
                 sha256,
-                sum(r["bytes"] for r in responses),
+                file_bytes,
                 received_at,
                 dag_run_id,
             ),

@@ -8,7 +8,9 @@ the same connector code runs against it as against the real API:
   month inside the polygon (POST takes `poly` and `date` form-encoded in the body);
 - 503 when the answer would be over `max_crimes` (10,000 as the real API), 400 for a GET URL over
   4,094 characters or a bad polygon, 429 over 15 requests a second (burst 30), 404 for a month
-  not published.
+  not published;
+- while the `outage` event passed to `start` is set, 503 with an error page to every request, as a
+  proxy in front of a failing API answers (tests of the warehouse running through an outage).
 
 Crimes are invented per area and month from the seed alone (the same seed gives the same bytes),
 at plausible volumes (all-crime about 1,500 to 8,000 a month scaled by adult population, drugs 20
@@ -196,10 +198,12 @@ def start(
     max_crimes: int = MAX_CRIMES,
     rate_limit: bool = True,
     config: police.PoliceConfig | None = None,
+    outage: threading.Event | None = None,
 ) -> tuple[str, Callable[[], None]]:
     """Serve on 127.0.0.1 in a daemon thread; returns (base URL ending in /api, stop).
 
     `latest` is the newest published month (default: two months before today, as the real lag).
+    `outage`, while set, makes the stand-in answer like a failing API (503 with an error page).
     """
     if latest is None:
         today = time.gmtime()
@@ -260,6 +264,8 @@ def start(
             self.wfile.write(body)
 
         def _route(self, params: dict[str, list[str]]) -> None:
+            if outage is not None and outage.is_set():
+                return self._answer(503, b"<html><body><h1>503 Service Unavailable</h1></body></html>")
             if bucket and not bucket.take():
                 return self._answer(429, b"Too Many Requests")
             path = urlsplit(self.path).path.rstrip("/")

@@ -1,6 +1,9 @@
 -- Criminal-justice KPIs C1, C2, C3 and C5 (kpis.md; C4 is counted from treatment
 -- episodes in int_kpi__treatment) before disclosure control, in the shape
 -- kpi_monthly unions. Each is published for the area-months its source holds.
+-- C2 of an area-month whose latest police pull was refused or found the API down
+-- carries quality_flag and quality_note (kpi_monthly publishes them): stale_source
+-- when an older pull stays in force, missing_source (NULL figures) when none does.
 with releases as (
     select * from {{ ref('stg_cj__prison_releases') }}
 ),
@@ -21,6 +24,13 @@ police_submissions as (
     select submission_id, source_code as area_code, period_start as month
     from {{ ref('stg_raw__submissions') }}
     where feed = 'police'
+),
+
+-- area-months whose latest pull left the last good one (or none) in force
+police_gaps as (
+    select *
+    from {{ ref('stg_ops__police_pulls') }}
+    where is_gap
 ),
 
 treatment_submissions as (
@@ -213,6 +223,21 @@ c2 as (
     where drugs_crime_counts.is_total
 ),
 
+-- a gap with no pull in force that holds crimes: C2 published as missing (NULL, flagged),
+-- not silently absent; its source is the refused answer, if that is what the gap was
+c2_missing as (
+    select
+        police_gaps.area_code, police_gaps.month, c2_kpis.kpi_code, 'all' as breakdown,
+        null::numeric as numerator, null::numeric as denominator, null::numeric as value,
+        array_remove(array[police_gaps.submission_id::text], null) as source_submissions
+    from police_gaps
+    cross join (values ('C2'), ('C2_per_10k')) as c2_kpis (kpi_code)
+    where not exists (
+        select 1 from police_months
+        where police_months.area_code = police_gaps.area_code and police_months.month = police_gaps.month
+    )
+),
+
 -- C3, C5 from the partnership return; a measure missing is unknown, not zero
 return_months as (
     select
@@ -267,23 +292,58 @@ c5 as (
 kpi_values as (
     select
         area_code, month, kpi_code, breakdown, numerator, denominator, value,
-        disclosure_rule, is_proportion, is_provisional, source_submissions
+        disclosure_rule, is_proportion, is_provisional, source_submissions, false as is_source_missing
     from c1
     union all
     select
         area_code, month, kpi_code, breakdown, numerator, denominator, value,
-        'none', false, false, source_submissions
+        'none', false, false, source_submissions, false
     from c2
     union all
     select
         area_code, month, kpi_code, breakdown, numerator, denominator, value,
-        'rate', true, false, source_submissions
+        'none', false, false, source_submissions, true
+    from c2_missing
+    union all
+    select
+        area_code, month, kpi_code, breakdown, numerator, denominator, value,
+        'rate', true, false, source_submissions, false
     from c3
     union all
     select
         area_code, month, kpi_code, breakdown, numerator, denominator, value,
-        'count', false, false, source_submissions
+        'count', false, false, source_submissions, false
     from c5
+),
+
+-- what a reader of C2 must know when the latest pull did not give it (docs/operations.md)
+flagged_values as (
+    select
+        kpi_values.*,
+        case
+            when police_gaps.area_code is null then null
+            when kpi_values.is_source_missing then 'missing_source'
+            else 'stale_source'
+        end as quality_flag,
+        case when police_gaps.area_code is not null then
+            case police_gaps.status
+                when 'unavailable' then 'data.police.uk was unavailable at the pull of '
+                    || to_char(police_gaps.pulled_at, 'YYYY-MM-DD') || ' (' || left(police_gaps.reason, 160) || ')'
+                else 'the answer of the pull of ' || to_char(police_gaps.pulled_at, 'YYYY-MM-DD')
+                    || ' was refused (' || police_gaps.refusal_code || ')'
+            end
+            || case
+                when kpi_values.is_source_missing then '; no earlier pull is in force: C2 missing'
+                else '; C2 from the earlier pull'
+                    || coalesce(' of ' || to_char(police_gaps.in_force_received_at, 'YYYY-MM-DD'), '')
+                    || ' (submission ' || array_to_string(kpi_values.source_submissions, ', ') || ')'
+            end
+        end as quality_note
+    from kpi_values
+    left join police_gaps
+        on kpi_values.kpi_code in ('C2', 'C2_per_10k')
+        and police_gaps.area_code = kpi_values.area_code
+        and police_gaps.month = kpi_values.month
 )
 
 select
@@ -296,8 +356,11 @@ select
     value::numeric as value,
     case when is_proportion then {{ wilson_lower('numerator', 'denominator') }} end as ci_lower,
     case when is_proportion then {{ wilson_upper('numerator', 'denominator') }} end as ci_upper,
-    is_provisional,
+    -- a flagged figure changes once the API gives the area-month again
+    is_provisional or quality_flag is not null as is_provisional,
     array(select distinct unnest(source_submissions)::bigint order by 1)::text[] as source_submissions,
     disclosure_rule,
-    null::text as suppression_family
-from kpi_values
+    null::text as suppression_family,
+    quality_flag,
+    quality_note
+from flagged_values

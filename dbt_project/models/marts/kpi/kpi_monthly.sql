@@ -58,6 +58,13 @@ disclosed_kpis as (
 england_benchmarks as (
     select kpi_code, breakdown, england_value, polarity, submission_id
     from {{ ref('int_benchmarks__kpi_england_values') }}
+),
+
+-- figures resting on an older pull than the latest, or missing because the source failed (C2 today)
+quality_flags as (
+    select area_code, month, kpi_code, breakdown, quality_flag, quality_note
+    from {{ ref('int_kpi__criminal_justice') }}
+    where quality_flag is not null
 )
 
 select
@@ -86,8 +93,15 @@ select
             group by submission_id
             order by submission_id::bigint
         )
-    end::text[] as source_submissions
+    end::text[] as source_submissions,
+    quality_flags.quality_flag::text as quality_flag,
+    quality_flags.quality_note::text as quality_note
 from disclosed_kpis
 left join england_benchmarks
     on england_benchmarks.kpi_code = disclosed_kpis.kpi_code
     and england_benchmarks.breakdown = disclosed_kpis.breakdown
+left join quality_flags
+    on quality_flags.area_code = disclosed_kpis.area_code
+    and quality_flags.month = disclosed_kpis.month
+    and quality_flags.kpi_code = disclosed_kpis.kpi_code
+    and quality_flags.breakdown = disclosed_kpis.breakdown
