@@ -172,3 +172,17 @@ def test_a_lone_suppressed_rate_passes_but_a_rate_that_shows_a_hidden_count_is_c
     # C1 shows its denominator 12; C1_unlinked hidden: 1..12 spans twelve values, safe
     rows = [_rate(1, "C1", "all", 9, 12), _count(1, "C1_unlinked", "all", None)]
     assert audit_area(rows)[2] == []
+
+
+def test_young_peoples_referrals_rising_on_a_year_ago_are_not_a_contradiction() -> None:
+    """Found at national volume: T8_change_pct compares M with M-12, so its numerator may exceed its
+    denominator. Read as a proportion, a T8 of 1-4 after a year of none (0) had no solution."""
+    cell = "referral_source=children_and_family_services"
+    rows = [
+        _count(1, "T8", cell, 0),
+        _count(13, "T8", cell, None),
+        Row(AREA, _month(13), "T8_change_pct", cell, None, None, None, True),
+    ]
+    checked, narrowest, findings = audit_area(rows)
+    assert checked == 1 and findings == []
+    assert narrowest[0] == f"{AREA} 2025-01 T8 {cell}" and narrowest[1] == 1

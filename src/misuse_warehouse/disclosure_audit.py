@@ -32,6 +32,8 @@ COUNT_KPIS = frozenset({"T1", "T2", "T7_month", "T7_12m", "T8", "C1_unlinked", "
 RATE_KPIS = frozenset(
     {"T3_pct_over_21d", "T4", "T5", "T6", "C1", "C3_positivity", "C3_attendance", "C4", "T8_change_pct"}
 )
+# Rates whose numerator is part of their denominator; T8_change_pct compares two years (it can rise).
+PROPORTIONS = RATE_KPIS - {"T8_change_pct"}
 # Counts hidden also because an input is (kpi_monthly's suppression_dependencies), so possibly 0.
 HIDDEN_AT_ZERO = frozenset({"T7_12m"})
 # Breakdown families published with their total, where secondary suppression hides the cheapest cells.
@@ -52,7 +54,7 @@ RELATIONS = {
     "family_withheld": "a family whose total is 1-4 is withheld whole, zeros included",
     "t2_within_t1": "T2 of a breakdown at most T1 of the same breakdown and month",
     "t7_window": "T7_12m is the sum of the twelve T7_month cells of its window (at least those published)",
-    "rate_bounds": "a rate's numerator at most its denominator",
+    "rate_bounds": "a proportion's numerator at most its denominator",
     "t4_denominator": "T4's denominator is T1 of the same KPI group six months earlier",
     "t8_change": "T8_change_pct's numerator is T8 of M and its denominator T8 of M-12",
     "c1_unlinked": "C1_unlinked at most C1's denominator",
@@ -280,7 +282,7 @@ class _AreaModel:
         for year, keys in financial_years.items():
             self._family_knowledge(keys, self._count(date(year, 3, 1), "T7_12m", "all"))
         for month, kpi, breakdown in self.rows:
-            if kpi in RATE_KPIS:
+            if kpi in PROPORTIONS:
                 num, den = self._term(("num", month, kpi, breakdown)), self._term(("den", month, kpi, breakdown))
                 self._add({num: 1.0, den: -1.0}, -inf, 0, "rate_bounds")
 
