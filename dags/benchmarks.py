@@ -10,7 +10,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
 
-from misuse_warehouse import orchestration
+from misuse_warehouse import alerts, orchestration
 
 BENCHMARKS = Asset(orchestration.BENCHMARKS_ASSET_NAME)
 
@@ -22,6 +22,7 @@ BENCHMARKS = Asset(orchestration.BENCHMARKS_ASSET_NAME)
     catchup=False,
     max_active_runs=1,
     default_args=orchestration.DEFAULT_ARGS,
+    on_failure_callback=alerts.RunFailureAlert(),
     tags=["misuse-warehouse", "benchmarks"],
     doc_md=__doc__,
 )

@@ -1,5 +1,5 @@
 """Monthly pipeline: land → file checks → raw gate (per feed) → load → reference data (when changed) → dbt (one
-task per model) → mart gate → publish → deadline check (late-feed alerts) and run report.
+task per model) → mart gate → publish → run report, and the deadline check (late-feed alerts) whatever came before.
 
 The reporting month is the run's data interval (a calendar month, Europe/London), never the
 wall clock. The `landing` param points the run at any folder in the landing layout; `catch_up_from`
@@ -15,7 +15,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
 from cosmos.constants import ExecutionMode, InvocationMode, LoadMode
 
-from misuse_warehouse import dbt_tasks, orchestration, settings
+from misuse_warehouse import alerts, dbt_tasks, orchestration, settings
 
 orchestration.prepare_environment()
 
@@ -29,6 +29,7 @@ MARTS = Asset(orchestration.MARTS_ASSET_NAME)
     catchup=False,
     max_active_runs=1,
     default_args=orchestration.DEFAULT_ARGS,
+    on_failure_callback=alerts.RunFailureAlert(),  # a failed run, refused files, a failed gate (docs/operations.md)
     params={
         "landing": Param(None, type=["null", "string"], description="landing folder"),
         "months": Param(
@@ -146,7 +147,8 @@ def monthly_pipeline() -> None:
         context["outlet_events"][MARTS].extra = {"month": month, **result}
         return result
 
-    @task(on_success_callback=orchestration.alert_late_feeds)
+    # late feeds are checked (and alerted) when the month failed too: all_done, not all_success
+    @task(trigger_rule="all_done", on_success_callback=alerts.LateFeedAlert())
     def check_deadlines(month: str) -> dict:
         from misuse_warehouse import pipeline
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pendulum
 from airflow.sdk import CronTriggerTimetable, Param, dag, get_current_context, task
 
-from misuse_warehouse import orchestration
+from misuse_warehouse import alerts, orchestration
 
 
 @dag(
@@ -20,6 +20,7 @@ from misuse_warehouse import orchestration
     catchup=False,
     max_active_runs=1,
     default_args=orchestration.DEFAULT_ARGS,
+    on_failure_callback=alerts.RunFailureAlert(),
     params={"retention_months": Param(None, type=["null", "integer"], minimum=1, description="override")},
     tags=["misuse-warehouse", "retention"],
     doc_md=__doc__,

@@ -20,7 +20,30 @@ def dagbag(pipeline):  # noqa: ANN001, ANN201 - pipeline ensures the manifest an
 
 def test_every_dag_imports(dagbag) -> None:  # noqa: ANN001
     assert dagbag.import_errors == {}
-    assert {"monthly_pipeline", "benchmarks"} <= set(dagbag.dag_ids)
+    assert {"monthly_pipeline", "benchmarks", "retention", "feed_deadlines"} <= set(dagbag.dag_ids)
+
+
+def test_every_dag_alerts_a_failed_run(dagbag) -> None:  # noqa: ANN001
+    """Each DAG's own on_failure_callback (not a task's, which would alert once per failed task)."""
+    from misuse_warehouse.alerts import RunFailureAlert
+
+    for dag in dagbag.dags.values():
+        assert isinstance(dag.on_failure_callback, RunFailureAlert), dag.dag_id
+        for task in dag.tasks:  # (Cosmos' producer has a callback of its own)
+            assert not any(isinstance(c, RunFailureAlert) for c in task.on_failure_callback or []), task.task_id
+
+
+def test_late_feeds_are_checked_daily_and_after_a_failed_month(dagbag) -> None:  # noqa: ANN001
+    from misuse_warehouse.alerts import LateFeedAlert
+
+    check = dagbag.get_dag("monthly_pipeline").get_task("check_deadlines")
+    assert check.trigger_rule == "all_done"
+    assert [type(c) for c in check.on_success_callback] == [LateFeedAlert]
+    daily = dagbag.get_dag("feed_deadlines")
+    assert type(daily.timetable).__name__ == "CronTriggerTimetable"
+    assert daily.timetable.expression == "0 7 * * *" and str(daily.timetable.timezone) == "Europe/London"
+    assert daily.catchup is False and daily.max_active_runs == 1
+    assert [type(c) for c in daily.get_task("check_open_months").on_success_callback] == [LateFeedAlert]
 
 
 def test_parsing_the_dags_leaves_the_pipeline_unimported(pipeline) -> None:  # noqa: ANN001

@@ -137,7 +137,8 @@ def test_compose_file_matches_the_compose_specification(compose, compose_validat
 def test_compose_refuses_to_start_without_a_secret() -> None:
     filled = {name: value or "x" for name, value in _env_example().items()}
     _interpolate(_compose_text(), filled)
-    for secret in [name for name, value in _env_example().items() if not value]:
+    optional = {m.group(1) for m in VARIABLE.finditer(_compose_text()) if m.group(2) == ":-" and m.group(3) == ""}
+    for secret in [name for name, value in _env_example().items() if not value and name not in optional]:
         with pytest.raises(ValueError, match=secret):
             _interpolate(_compose_text(), {**filled, secret: ""})
 
@@ -241,10 +242,12 @@ def test_env_example_lists_every_variable_and_holds_no_secret() -> None:
     example = _env_example()
     assert used == set(example), f"missing: {used - set(example)}, unused: {set(example) - used}"
     required = {m.group(1) for m in VARIABLE.finditer(_compose_text()) if m.group(2) in (":?", "?")}
-    assert required == {name for name, value in example.items() if not value}
-    assert all(SECRET_NAME.search(name) for name in required)
     defaults = {m.group(1): m.group(3) for m in VARIABLE.finditer(_compose_text()) if m.group(2) == ":-"}
-    assert defaults == {name: value for name, value in example.items() if value}
+    optional = {name for name, default in defaults.items() if default == ""}  # off when empty (alerts)
+    assert required == {name for name, value in example.items() if not value} - optional
+    assert all(SECRET_NAME.search(name) for name in required)
+    assert {n: d for n, d in defaults.items() if d} == {name: value for name, value in example.items() if value}
+    assert all(not example[name] for name in optional)
 
 
 def test_env_file_is_ignored_and_example_committed() -> None:

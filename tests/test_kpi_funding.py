@@ -10,7 +10,6 @@ leave the published marts as they were. Expected figures are worked out in comme
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,7 +20,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from feeds import treatment_row, write_feed_file, write_treatment_file
 
-from misuse_warehouse import deadlines
+from misuse_warehouse import alerts as alerts_module
 
 MEDWAY = "E06000035"
 HEREFORDSHIRE = "E06000019"
@@ -225,16 +224,21 @@ def funding(pipeline: Any, tmp_path_factory: pytest.TempPathFactory, make_httpse
     landing = tmp_path_factory.mktemp("funding")
     pipeline.reset()
     write_months(landing)
-    # late-feed alerts go to a webhook: a local one records them
+    # late-feed alerts go to a webhook (misuse_warehouse.alerts): a local one records them, run by run
     make_httpserver.clear()  # the session's server: other modules' requests and handlers
     make_httpserver.expect_request("/late-feeds", method="POST").respond_with_data("ok")
-    os.environ[deadlines.WEBHOOK_ENV] = make_httpserver.url_for("/late-feeds")
-    try:
+    webhook = {"conn_type": "http", "host": make_httpserver.url_for("/late-feeds")}
+    alerts: dict[str, list[str]] = {}
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(f"AIRFLOW_CONN_{alerts_module.WEBHOOK_CONN_ID.upper()}", json.dumps(webhook))
         for month in ("2024-04", "2025-03", "2025-04", "2025-05"):
+            posted = len(make_httpserver.log)
             pipeline.run_month(landing, month)
-    finally:
-        os.environ.pop(deadlines.WEBHOOK_ENV)
-    alerts = [json.loads(request.get_data()) for request, _ in make_httpserver.log if request.path == "/late-feeds"]
+            alerts[month] = [
+                json.loads(request.get_data())["text"]
+                for request, _ in make_httpserver.log[posted:]
+                if request.path == "/late-feeds"
+            ]
     submission_status = pipeline.query(
         "select expected_submission_id, status, days_late, due_date from ops.submission_status order by 1"
     )
@@ -499,15 +503,15 @@ class TestFunding:
         assert march_treatment[1] == (today - date(2025, 4, 15)).days
         assert status[f"funding|{HEREFORDSHIRE}|{HEREFORDSHIRE}|2025-05"][0] == "overdue"
         assert status[f"contracts|{MEDWAY}|{MEDWAY}|2025-05"][0] == "late"
-        # the May run's callback posted every overdue file of March to May
-        may = [alert for alert in funding["alerts"] if alert["month"] == "2025-05"]
-        assert may, "no alert for the May run"
-        lines = may[-1]["overdue"]
-        assert len(lines) == 3
-        assert (
-            f"treatment file from P0001 for 2025-03 (area {MEDWAY}) is {(today - date(2025, 4, 15)).days} days late: "
-            "due 2025-04-15, not received"
-        ) in lines
-        assert any(line.startswith(f"funding file from {HEREFORDSHIRE} for 2025-05") for line in lines)
-        # the 2024-04 run (grants only) expects nothing and alerts nothing
-        assert not [alert for alert in funding["alerts"] if alert["month"] == "2024-04"]
+        # each run's check alerted the files it found overdue first, each file once (deadlines.claim_alerts)
+        posted = funding["alerts"]
+        assert [len(posted[m]) for m in ("2024-04", "2025-03", "2025-04", "2025-05")] == [0, 1, 0, 1]
+        march = [line for line in posted["2025-03"][0].splitlines() if line.startswith("- ")]
+        assert march == [
+            f"- treatment file from P0001 for 2025-03 (area {MEDWAY}) is {(today - date(2025, 4, 15)).days} days "
+            "late: due 2025-04-15, not received"
+        ]
+        may = [line for line in posted["2025-05"][0].splitlines() if line.startswith("- ")]
+        assert len(may) == 2 and "reporting months 2025-03 to 2025-05" in posted["2025-05"][0]
+        assert may[0].startswith(f"- funding file from {HEREFORDSHIRE} for 2025-05 (area {HEREFORDSHIRE}) is ")
+        assert may[1].startswith(f"- treatment file from P0001 for 2025-05 (area {MEDWAY}) is ")

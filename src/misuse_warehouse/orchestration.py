@@ -115,12 +115,3 @@ def record_dbt_runs(group: Any) -> None:
     """After a successful build, the producer files dbt's run_results (per model: rows, seconds) in ops.task_runs."""
     producer = next(task for task in group.iter_tasks() if task.task_id.endswith(".dbt_producer_watcher"))
     producer.callback = "misuse_warehouse.observe.record_dbt_run"
-
-
-def alert_late_feeds(context: Any) -> None:
-    """on_success_callback of check_deadlines: the overdue files it found, logged and posted."""
-    from misuse_warehouse import deadlines
-
-    ti = context["ti"]
-    result = ti.xcom_pull(task_ids=ti.task_id) or {}
-    deadlines.alert(result.get("overdue", []), result.get("month", "?"))

@@ -509,16 +509,17 @@ def publish_marts(dag_run_id: str | None, month: str) -> dict[str, Any]:
 
 
 def check_deadlines(month: str, dag_run_id: str | None = None) -> dict[str, Any]:
-    """Submission status of the month and the two before it; overdue files for the alert callback."""
+    """Submission status of the month and the two before it, as of today; overdue files claimed for the
+    alert (misuse_warehouse.deadlines). Runs whether or not the month published."""
     from misuse_warehouse import deadlines
 
     with (
         warehouse.connect(role=roles.TRANSFORMER) as conn,
         observe.task_run(conn, dag_run_id, "check_deadlines", "ops", month) as run,
     ):
-        statuses = deadlines.check(conn, month)
-        result = deadlines.summary(statuses) | {"month": month}
-        run.rows_out, run.detail = len(statuses), result["counts"]
+        today = deadlines.today_in_london()
+        result = deadlines.check_and_claim(conn, deadlines.run_window(month), today, dag_run_id) | {"month": month}
+        run.rows_out, run.detail = result["rows"], result["counts"]
     return result
 
 

@@ -188,6 +188,8 @@ def secure_zones(
         # run observability: every task records itself, as whichever role it runs as
         ("grant select, insert on ops.task_runs, ops.gate_results to {}, {}", (LOADER, TRANSFORMER)),
         ("grant select, insert, update on ops.submission_status to {}", (TRANSFORMER,)),
+        # late-feed alerts claimed by the deadline check, given back by its notifier (misuse_warehouse.alerts)
+        ("grant select, insert, update, delete on ops.late_feed_alerts to {}", (TRANSFORMER,)),
         # the mart gate's disclosure audit (misuse_warehouse.disclosure_audit)
         ("grant select, insert on ops.disclosure_audits to {}", (TRANSFORMER,)),
         # publication: the analysts' views it recreated or could not (misuse_warehouse.publish)

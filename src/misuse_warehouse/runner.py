@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 
 from misuse_warehouse import runtime
 
 DAG_ID = "monthly_pipeline"
 BENCHMARKS_DAG_ID = "benchmarks"
+DEADLINES_DAG_ID = "feed_deadlines"
 
 
 @dataclass(frozen=True)
@@ -61,15 +63,25 @@ def run_benchmarks(month: str) -> RunResult:
     return _run(BENCHMARKS_DAG_ID, month, {})
 
 
-def _run(dag_id: str, month: str, conf: dict) -> RunResult:
+def run_feed_deadlines(day: date) -> RunResult:
+    """The daily deadline check as of 07:00 (London) on `day`: the open months' overdue files alerted."""
+    import pendulum
+
+    return _run(
+        DEADLINES_DAG_ID, day.isoformat(), {}, pendulum.datetime(day.year, day.month, day.day, 7, tz="Europe/London")
+    )
+
+
+def _run(dag_id: str, month: str, conf: dict, logical: datetime | None = None) -> RunResult:
     import pendulum
 
     runtime.configure()
     runtime.ensure_airflow_db()
     runtime.ensure_manifest()
     dag = load_dag(dag_id)
-    due = runtime.run_after(month)
-    logical = pendulum.datetime(due.year, due.month, due.day, tz="Europe/London")
+    if logical is None:
+        due = runtime.run_after(month)
+        logical = pendulum.datetime(due.year, due.month, due.day, tz="Europe/London")
     run = dag.test(logical_date=logical, run_conf=conf)
     # a mapped task by the label its template rendered (the ingest task's feed), else its index
     states = {
