@@ -57,6 +57,34 @@ def test_kill_takes_the_whole_group_at_once(tmp_path: Path) -> None:
         supervisor.stop_all()
 
 
+# a leader whose child moves to a process group of its own, as Airflow starts each task process
+ESCAPING = (
+    "import subprocess, sys, time\n"
+    "child = 'import os, time; os.setpgid(0, 0); time.sleep(300)'\n"
+    "subprocess.Popen([sys.executable, '-c', child])\n"
+    "time.sleep(300)\n"
+)
+
+
+def test_kill_takes_task_processes_in_their_own_group_too(tmp_path: Path) -> None:
+    """A lost host or container loses every process: the session, not only the worker's group."""
+    supervisor = distributed.Supervisor(tmp_path, grace=1)
+    service = supervisor.start("worker-y", [sys.executable, "-c", ESCAPING], dict(os.environ))
+    try:
+        deadline = time.monotonic() + 30
+        while len(distributed.session_members(service.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        members = distributed.session_members(service.pid)
+        assert len(members) == 2 and len(distributed.group_members(service.pid)) == 1, "the child left the group"
+        supervisor.kill("worker-y")
+        deadline = time.monotonic() + 10
+        while distributed.session_members(service.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert distributed.session_members(service.pid) == []
+    finally:
+        supervisor.stop_all()
+
+
 def test_worker_hostname_is_the_configured_name(monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv(hostname.WORKER_NAME_ENV, "worker-a")
     assert hostname.worker_hostname() == "worker-a"
