@@ -38,13 +38,13 @@ def benchmarks() -> None:
         start = get_current_context()["data_interval_start"]
         return pendulum.instance(start).in_timezone(orchestration.TIMEZONE).strftime("%Y-%m")
 
-    @task
+    @task(pool=orchestration.WRITER_POOL)
     def pull_fingertips(month: str) -> list[str]:
         from misuse_warehouse import benchmarks as steps
 
         return steps.pull(month, get_current_context()["run_id"])
 
-    @task(max_active_tis_per_dagrun=2)
+    @task(max_active_tis_per_dagrun=2, pool=orchestration.WRITER_POOL)
     def ingest(path: str) -> dict:
         from misuse_warehouse import pipeline
 

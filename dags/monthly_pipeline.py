@@ -31,6 +31,12 @@ MARTS = Asset(orchestration.MARTS_ASSET_NAME)
     default_args=orchestration.DEFAULT_ARGS,
     params={
         "landing": Param(None, type=["null", "string"], description="landing folder"),
+        "months": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string", "pattern": r"^\d{4}-(0[1-9]|1[0-2])$"},
+            description="months YYYY-MM whose files this run lands (set by landing_watch); the last is its month",
+        ),
         "catch_up_from": Param(
             None,
             type=["null", "string"],
@@ -51,7 +57,10 @@ def monthly_pipeline() -> None:
 
     @task
     def reporting_month() -> str:
-        start = get_current_context()["data_interval_start"]
+        context = get_current_context()
+        if context["params"].get("months"):  # started by landing_watch for the months with new files
+            return max(context["params"]["months"])
+        start = context["data_interval_start"]
         return pendulum.instance(start).in_timezone(orchestration.TIMEZONE).strftime("%Y-%m")
 
     @task
@@ -59,10 +68,10 @@ def monthly_pipeline() -> None:
         from misuse_warehouse import pipeline
 
         params = get_current_context()["params"]
-        return pipeline.discover_feeds(params.get("landing"), month, params.get("catch_up_from"))
+        return pipeline.discover_feeds(params.get("landing"), month, params.get("catch_up_from"), params.get("months"))
 
     # one task per feed: its files are gated together (GX costs per run) and each loaded or refused alone
-    @task(max_active_tis_per_dagrun=2, map_index_template="{{ feed }}")
+    @task(max_active_tis_per_dagrun=2, map_index_template="{{ feed }}", pool=orchestration.WRITER_POOL)
     def ingest(paths: list[str]) -> list[dict]:
         from misuse_warehouse import pipeline
 
@@ -70,19 +79,21 @@ def monthly_pipeline() -> None:
         context["feed"] = pipeline.feed_of(paths)
         return pipeline.ingest_files(paths, context["run_id"])
 
-    @task
+    @task(pool=orchestration.WRITER_POOL)
     def pull_police(month: str) -> dict:
         from misuse_warehouse import pipeline
 
         context = get_current_context()
-        summary = pipeline.pull_police_recent(month, context["run_id"], context["params"].get("catch_up_from"))
+        params = context["params"]
+        first = params.get("catch_up_from") or min(params.get("months") or [month])
+        summary = pipeline.pull_police_recent(month, context["run_id"], first if first != month else None)
         if summary["turned_off"]:
             raise AirflowSkipException("the police pull is turned off (MISUSE_WAREHOUSE_POLICE_API=off)")
         if not summary["pulled"]:
             raise AirflowSkipException(f"data.police.uk has not published {', '.join(summary['not_available'])} yet")
         return summary
 
-    @task
+    @task(pool=orchestration.WRITER_POOL)
     def load_reference_data() -> dict:
         from misuse_warehouse import reference_data
 
@@ -120,13 +131,13 @@ def monthly_pipeline() -> None:
         default_args={"retries": 0, "trigger_rule": "none_failed"},
     )
 
-    @task(retries=0)
+    @task(retries=0, pool=orchestration.WRITER_POOL)
     def mart_gate() -> list[dict]:
         from misuse_warehouse import pipeline
 
         return pipeline.mart_gate(get_current_context()["run_id"])
 
-    @task(outlets=[MARTS], retries=0)
+    @task(outlets=[MARTS], retries=0, pool=orchestration.WRITER_POOL)
     def publish(month: str) -> dict:
         from misuse_warehouse import pipeline
 
@@ -150,6 +161,7 @@ def monthly_pipeline() -> None:
 
     orchestration.watch_after_build(transform)
     orchestration.record_dbt_runs(transform)
+    orchestration.build_in_writer_pool(transform)
 
     month = reporting_month()
     files = discover(month)

@@ -38,7 +38,7 @@ def retention() -> None:
         months = context["params"].get("retention_months") or settings.retention_months()
         return purge.cutoff(pendulum.instance(reference), months).isoformat()
 
-    @task
+    @task(pool=orchestration.WRITER_POOL)
     def purge_raw_attributors(cut: str) -> list[dict]:
         from misuse_warehouse import retention as purge
         from misuse_warehouse import roles, warehouse

@@ -51,7 +51,8 @@ SCHEMAS = (
     "staging",
     "intermediate",
     "reference",
-    *(s for p in publish.PUBLICATIONS for s in (p.published, p.next, p.retired)),
+    *(s for p in publish.PUBLICATIONS for s in (p.published, p.next)),
+    "analysts",
     "ops",
 )
 
@@ -64,7 +65,11 @@ class Pipeline:
 
     def reset(self) -> None:
         with psycopg.connect(self.url, autocommit=True) as conn:
-            for schema in SCHEMAS:
+            retired = conn.execute(
+                "select nspname from pg_namespace where nspname like any(%s)",
+                ([f"{p.retired}%" for p in publish.PUBLICATIONS],),
+            ).fetchall()
+            for schema in [*SCHEMAS, *(r[0] for r in retired)]:
                 conn.execute(f"drop schema if exists {schema} cascade")
         for folder in (settings.quarantine_dir(), settings.archive_dir()):
             shutil.rmtree(folder, ignore_errors=True)

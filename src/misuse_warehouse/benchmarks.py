@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from misuse_warehouse import fingertips, migrations, observe, roles, warehouse
+from misuse_warehouse import fingertips, migrations, observe, roles, warehouse, writer_lease
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ def prepare() -> dict[str, Any]:
 def pull(month: str, dag_run_id: str | None = None) -> list[str]:
     """Contract-shaped files of every indicator the API answered well; refusals audited now."""
     with (
+        writer_lease.lease(f"fingertips {month} ({dag_run_id})"),
         warehouse.connect(autocommit=True, role=roles.LOADER) as conn,
         observe.task_run(conn, dag_run_id, "pull_fingertips", "raw", fingertips.base_url()) as run,
     ):

@@ -8,10 +8,14 @@ connection is left as dbt would find a new one: no transaction open, no temporar
 incremental model's staging table would otherwise stay until the build ends), the profile's role
 set (a rollback would undo the `set role` dbt ran when it connected). dbt still closes every
 connection at the end of the invocation (`cleanup_all`).
+
+Commands that write the warehouse (build, run, seed, snapshot, run-operation) hold the one-writer
+lease (misuse_warehouse.writer_lease) for the whole invocation, whoever started dbt.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -43,11 +47,26 @@ def _keep_open_on_release(manager: SQLConnectionManager) -> None:
     return None
 
 
+WRITING_COMMANDS = frozenset({"build", "run", "seed", "snapshot", "run-operation"})
+
+
 def main() -> None:
     SQLConnectionManager.release = _keep_open_on_release  # type: ignore[method-assign]
     from dbt.cli.main import cli
 
-    sys.exit(cli())
+    command = next((arg for arg in sys.argv[1:] if not arg.startswith("-")), "")
+    if command not in WRITING_COMMANDS:
+        sys.exit(cli())
+    from misuse_warehouse import writer_lease
+
+    run = os.environ.get("AIRFLOW_CTX_DAG_RUN_ID") or "outside Airflow"
+    with writer_lease.lease(f"dbt {command} ({run})"):
+        try:
+            cli()
+            code: int | str | None = 0
+        except SystemExit as exit_:
+            code = exit_.code
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from typing import Any
 
 import psycopg
 
-from misuse_warehouse import faults, redelivery, settings
+from misuse_warehouse import faults, redelivery, settings, writer_lease
 from misuse_warehouse.embedded_pg import EmbeddedPostgres
 from misuse_warehouse.hostname import WORKER_NAME_ENV
 from misuse_warehouse.ports import free_port
@@ -694,6 +694,7 @@ def run(home: Path, month: str, supervisor: Supervisor, cleanups: list[Callable[
     cli_log = home / "logs" / "airflow-cli.log"
     started = time.monotonic()
     _airflow(env, cli_log, "db", "migrate")
+    _airflow(env, cli_log, "pools", "set", writer_lease.WRITER_POOL, "1", writer_lease.WRITER_POOL_DESCRIPTION)
     say(f"airflow db migrate on Postgres: {time.monotonic() - started:.0f} s")
 
     airflow = str(BIN / "airflow")

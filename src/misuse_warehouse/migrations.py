@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 from psycopg import sql
 
-from misuse_warehouse import deadlines, observe, reference_data, roles
+from misuse_warehouse import deadlines, landing_watch, observe, publish, reference_data, roles, writer_lease
 from misuse_warehouse.contracts import Contract, all_contracts
 
 BASE_DDL = """
@@ -13,6 +13,8 @@ create schema if not exists raw;
 create schema if not exists ops;
 create schema if not exists marts;
 create schema if not exists marts_person;
+-- analysts' own views on the marts: each publication recreates them on the new tables (publish.py)
+create schema if not exists analysts;
 
 create table if not exists raw.submissions (
     submission_id bigint generated always as identity primary key,
@@ -153,5 +155,9 @@ def migrate(conn: psycopg.Connection) -> None:
         conn.execute(observe.DDL)
         conn.execute(deadlines.DDL)
         conn.execute(reference_data.DDL)
+        conn.execute(publish.DDL)
+        conn.execute(writer_lease.DDL)
+        conn.execute(landing_watch.DDL)
         roles.ensure_roles(conn, groups)
         roles.secure_zones(conn, {c.table: c.plain_attributor for c in contracts if c.plain_attributor}, groups)
+        roles.limit_reader_sessions(conn)

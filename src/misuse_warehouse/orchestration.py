@@ -10,10 +10,13 @@ from pathlib import Path
 from typing import Any
 
 from misuse_warehouse import settings, warehouse
+from misuse_warehouse.writer_lease import WRITER_POOL
 
 OWNER = "data-engineering"
 TIMEZONE = "Europe/London"
 MARTS_ASSET_NAME = "misuse_warehouse_marts"
+# How often the landing watch looks for new files (misuse_warehouse.landing_watch); a cron expression.
+LANDING_WATCH_CRON = os.environ.get("MISUSE_WAREHOUSE_LANDING_WATCH_CRON", "*/10 * * * *")
 BENCHMARKS_ASSET_NAME = "misuse_warehouse_benchmarks"
 MANIFEST = settings.DBT_PROJECT_DIR / "target" / "manifest.json"
 # dbt in its own process: on 2 cores in-process dbtRunner shares the GIL with the task and its
@@ -42,6 +45,8 @@ def run_dbt(
     args = [DBT_EXECUTABLE, *command, "--quiet", "--project-dir", str(project), "--profiles-dir", str(project)]
     args += ["--target-path", str(target), "--log-path", str(target)]
     env = os.environ | warehouse.dbt_env(url) | DBT_ENV
+    if url:  # the writer lease dbt takes (misuse_warehouse.dbt_cli) is on the same warehouse
+        env[settings.WAREHOUSE_URL_ENV] = url
     return subprocess.run(args, env=env, capture_output=True, text=True, cwd=target, check=False)
 
 
@@ -57,6 +62,14 @@ def prepare_environment() -> None:
     settings.telemetry_off()
     for name, value in warehouse.dbt_env().items():
         os.environ.setdefault(name, value)
+
+
+def dag_run_state(context: Any, dag_id: str, run_id: str) -> str | None:
+    """The state of another DAG's run, from inside a task (Airflow's execution API); None when unknown."""
+    try:
+        return str(context["ti"].get_dagrun_state(dag_id, run_id))
+    except Exception:  # noqa: BLE001 - a run Airflow no longer knows (deleted, or another metadata database)
+        return None
 
 
 def mapped_results(results: Any) -> list[Any]:
@@ -87,6 +100,15 @@ def watch_after_build(group: Any) -> None:
         inside = task.upstream_task_ids & members.keys()
         if task_id != producer_id and not inside:
             producer >> task
+
+
+def build_in_writer_pool(group: Any) -> None:
+    """The producer (the one `dbt build`) queues in the writer pool; its watchers read only and stay out of it.
+
+    A watcher in a one-slot pool would hold the slot the producer it waits for needs.
+    """
+    producer = next(task for task in group.iter_tasks() if task.task_id.endswith(".dbt_producer_watcher"))
+    producer.pool = WRITER_POOL
 
 
 def record_dbt_runs(group: Any) -> None:

@@ -13,7 +13,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from misuse_warehouse import faults, file_checks, gate, loader, migrations, observe, publish, roles, settings, warehouse
+from misuse_warehouse import (
+    faults,
+    file_checks,
+    gate,
+    loader,
+    migrations,
+    observe,
+    publish,
+    roles,
+    settings,
+    warehouse,
+    writer_lease,
+)
 from misuse_warehouse.months import month_text, months_between, parse_month, run_months
 from misuse_warehouse.refusal import Refusal
 
@@ -65,14 +77,16 @@ def discover(landing: str | None, month: str) -> list[str]:
     return files
 
 
-def discover_feeds(landing: str | None, month: str, catch_up_from: str | None = None) -> list[list[str]]:
-    """The run's files (`discover`, each month of `run_months`) grouped by feed, oldest month first.
+def discover_feeds(
+    landing: str | None, month: str, catch_up_from: str | None = None, months: list[str] | None = None
+) -> list[list[str]]:
+    """The run's files (`discover`, each month of `run_months`, or of `months`) grouped by feed, oldest month first.
 
     The DAG ingests each feed's files in one task, in that order, so a file is always checked
     against the submissions of the months before it.
     """
     feeds: dict[str, list[str]] = {}
-    for each in run_months(month, catch_up_from):
+    for each in sorted(months) if months else run_months(month, catch_up_from):
         for path in discover(landing, each):
             feeds.setdefault(Path(path).parent.parent.name, []).append(path)
     return list(feeds.values())
@@ -98,7 +112,10 @@ def ingest_files(paths: list[str], dag_run_id: str | None = None) -> list[dict[s
     Each file is a row of ops.task_runs (its gate's seconds shared by rows), its checks in ops.gate_results.
     """
     outcomes: list[dict[str, Any]] = []
-    with warehouse.connect(autocommit=True, role=roles.LOADER) as conn:
+    with (
+        writer_lease.lease(f"ingest {feed_of(paths)} ({dag_run_id})"),
+        warehouse.connect(autocommit=True, role=roles.LOADER) as conn,
+    ):
         intakes: list[_Intake] = []
         rows = 0
         for path in paths:
@@ -265,7 +282,10 @@ def pull_police(
         log.info("police: %s not published yet (newest %s): nothing pulled", month, latest)
         return summary | {"status": "not_available", "not_available": True, "latest_published": latest}
     failures: list[str] = []
-    with warehouse.connect(autocommit=True, role=roles.LOADER) as conn:
+    with (
+        writer_lease.lease(f"police {month} ({dag_run_id})"),
+        warehouse.connect(autocommit=True, role=roles.LOADER) as conn,
+    ):
         for code in config.areas:
             try:
                 result = police.pull(conn, code, month, dag_run_id, client=client, config=config, available=published)
@@ -325,10 +345,15 @@ def pull_police_recent(month: str, dag_run_id: str | None = None, catch_up_from:
 
 
 def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
-    """The mart suites (GX) and the disclosure audit on the next schema; raises when either fails."""
+    """The mart suites (GX) and the disclosure audit on the next schema; raises when either fails.
+
+    Under the writer lease, so no build rewrites the next schema while it is checked; the checksums of
+    what it checked are recorded for publication to compare (`publish_marts`).
+    """
     from misuse_warehouse import disclosure_audit
 
     with (
+        writer_lease.lease(f"mart gate ({dag_run_id})"),
         warehouse.connect(role=roles.TRANSFORMER) as conn,
         observe.task_run(conn, dag_run_id, "mart_gate", "marts", publish.NEXT) as run,
     ):
@@ -346,6 +371,7 @@ def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
         audit = disclosure_audit.summary(audits)
         log.info("disclosure audit: %s", audit["text"])
         run.detail = {
+            "checksums": publish.next_checksums(conn),
             "suites": len(results),
             "failed": [r.suite for r in results if not r.success] + (["disclosure_audit"] if audit["failed"] else []),
             "disclosure_audit": audit,
@@ -373,11 +399,22 @@ def mart_gate(dag_run_id: str | None = None) -> list[dict[str, Any]]:
 
 
 def publish_marts(dag_run_id: str | None, month: str) -> dict[str, Any]:
+    """Publish what this run's mart gate passed, and nothing else (its checksums compared at the swap)."""
     with (
+        writer_lease.lease(f"publish ({dag_run_id})"),
         warehouse.connect(role=roles.TRANSFORMER) as conn,
         observe.task_run(conn, dag_run_id, "publish", "marts", publish.PUBLISHED) as run,
     ):
-        result = publish.publish(conn, dag_run_id, month)
+        checked = conn.execute(
+            """select detail->'checksums' from ops.task_runs
+               where dag_run_id is not distinct from %s and task_id = 'mart_gate' and status = 'success'
+                 and detail->'failed' = '[]'::jsonb
+               order by task_run_id desc limit 1""",
+            (dag_run_id,),
+        ).fetchone()
+        if not checked or checked[0] is None:
+            raise GateFailed(f"no mart gate passed in run {dag_run_id}: nothing published")
+        result = publish.publish(conn, dag_run_id, month, gate_checksums=checked[0])
         run.rows_out, run.detail = result["tables"], result
         return result
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import psycopg
 
-from misuse_warehouse import orchestration, roles, settings, warehouse
+from misuse_warehouse import orchestration, roles, settings, warehouse, writer_lease
 
 SCHEMA = "reference"
 
@@ -88,23 +88,24 @@ def reshaped_seeds(conn: psycopg.Connection, project: Path = settings.DBT_PROJEC
 def load(run_id: str | None = None, project: Path = settings.DBT_PROJECT_DIR) -> dict[str, Any]:
     """Seeds loaded and tested unless already current; what was done, for the task's log and XCom."""
     current = fingerprint(project)
-    with warehouse.connect(role=roles.TRANSFORMER) as conn:
-        if is_current(conn, current, project):
-            return {"loaded": False, "fingerprint": current}
-        reshaped = reshaped_seeds(conn, project)
-    with tempfile.TemporaryDirectory(prefix="misuse-warehouse-seeds-") as target:
-        # tests whose every parent is a seed; those that also read a model run in the monthly build
-        command = ["build", "--select", "resource_type:seed", "--indirect-selection", "cautious"]
-        done = orchestration.run_dbt(command + (["--full-refresh"] if reshaped else []), Path(target), project)
-    if done.returncode != 0:
-        raise ReferenceDataError(
-            f"loading the reference seeds failed (dbt exit {done.returncode}); nothing was recorded:\n"
-            + (done.stdout + done.stderr)[-4000:]
-        )
-    names = seed_names(project)
-    with warehouse.connect(role=roles.TRANSFORMER) as conn:
-        conn.execute(
-            "insert into ops.reference_data_loads (fingerprint, seed_names, dag_run_id) values (%s, %s, %s)",
-            (current, names, run_id),
-        )
+    with writer_lease.lease(f"reference data ({run_id})"):
+        with warehouse.connect(role=roles.TRANSFORMER) as conn:
+            if is_current(conn, current, project):
+                return {"loaded": False, "fingerprint": current}
+            reshaped = reshaped_seeds(conn, project)
+        with tempfile.TemporaryDirectory(prefix="misuse-warehouse-seeds-") as target:
+            # tests whose every parent is a seed; those that also read a model run in the monthly build
+            command = ["build", "--select", "resource_type:seed", "--indirect-selection", "cautious"]
+            done = orchestration.run_dbt(command + (["--full-refresh"] if reshaped else []), Path(target), project)
+        if done.returncode != 0:
+            raise ReferenceDataError(
+                f"loading the reference seeds failed (dbt exit {done.returncode}); nothing was recorded:\n"
+                + (done.stdout + done.stderr)[-4000:]
+            )
+        names = seed_names(project)
+        with warehouse.connect(role=roles.TRANSFORMER) as conn:
+            conn.execute(
+                "insert into ops.reference_data_loads (fingerprint, seed_names, dag_run_id) values (%s, %s, %s)",
+                (current, names, run_id),
+            )
     return {"loaded": True, "fingerprint": current, "seeds": names, "recreated": reshaped}

@@ -19,7 +19,7 @@ import hmac
 import psycopg
 from psycopg import sql
 
-from misuse_warehouse import pseudonymise
+from misuse_warehouse import pseudonymise, writer_lease
 from misuse_warehouse.contracts import Contract, all_contracts
 
 
@@ -30,7 +30,7 @@ def _unmatched_key(key: bytes, old: str) -> str:
 def rekey(conn: psycopg.Connection, key: bytes) -> list[dict[str, int | str]]:
     """Recompute every person_key with `key`; returns per raw table what was done."""
     contracts = [c for c in all_contracts().values() if c.attributor]
-    with conn.transaction():
+    with writer_lease.lease("rekey"), conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('misuse_warehouse.rekey'))")
         rows = {c.table: _rows(conn, c) for c in contracts}
         mapping: dict[str, str] = {}

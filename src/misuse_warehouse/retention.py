@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from misuse_warehouse import settings
+from misuse_warehouse import settings, writer_lease
 from misuse_warehouse.contracts import all_contracts
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def _record(conn: psycopg.Connection, cut: datetime, dag_run_id: str | None, tar
 def purge_attributors(conn: psycopg.Connection, cut: datetime, dag_run_id: str | None = None) -> list[dict[str, Any]]:
     """Blank initials and date of birth in raw rows of files received before `cut`; one transaction."""
     results = []
-    with conn.transaction():
+    with writer_lease.lease(f"retention raw ({dag_run_id})"), conn.transaction():
         for contract in all_contracts().values():
             columns = contract.plain_attributor
             if not columns:

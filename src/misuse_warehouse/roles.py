@@ -17,6 +17,7 @@ through `ops.analyst_area_codes`), never from a setting a session could change.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ PIPELINE_ROLES = (OWNER, LOADER, TRANSFORMER)  # the pipeline's login switches i
 AREA_COLUMNS = ("area_code", "area_id")
 # Schemas dbt builds: the transformer owns them and everything in them.
 BUILT_SCHEMAS = ("staging", "intermediate", "reference", "marts", "marts_next", "marts_person", "marts_person_next")
+
+log = logging.getLogger(__name__)
 
 ANALYST_GROUPS_ENV = "MISUSE_WAREHOUSE_ANALYST_GROUPS"
 DEFAULT_ANALYST_GROUPS = Path(__file__).parent / "analyst_groups.yaml"
@@ -166,6 +169,7 @@ def secure_zones(
             copy.write_row(row)
     for schema in ("raw", "ops"):
         _own(conn, schema, OWNER)
+    _own(conn, "analysts", OWNER, relations=False)  # the schema only: each view stays its analyst's
     for schema in BUILT_SCHEMAS:
         if conn.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone():
             _own(conn, schema, TRANSFORMER)
@@ -186,6 +190,11 @@ def secure_zones(
         ("grant select, insert, update on ops.submission_status to {}", (TRANSFORMER,)),
         # the mart gate's disclosure audit (misuse_warehouse.disclosure_audit)
         ("grant select, insert on ops.disclosure_audits to {}", (TRANSFORMER,)),
+        # publication: the analysts' views it recreated or could not (misuse_warehouse.publish)
+        ("grant select, insert on ops.analyst_views to {}", (TRANSFORMER,)),
+        ("grant usage, create on schema analysts to {}, {}", (ANALYST, PUBLIC_HEALTH)),
+        # the landing watch records the files it has seen and the run it started for them
+        ("grant select, insert, update on ops.landing_files to {}", (LOADER,)),
         ("revoke all on function ops.analyst_area_codes(name) from public", ()),
         ("grant execute on function ops.analyst_area_codes(name) to {}", (ANALYST,)),
         ("grant usage on schema marts to {}, {}, {}", (BI_READER, ANALYST, PUBLIC_HEALTH)),
@@ -214,16 +223,63 @@ def secure_zones(
         )
 
 
+# A reader's transaction left open (a BI tool's session idle in a transaction) is ended after this: it
+# holds locks on published tables that the drop of a retired publication needs (publish.drop_retired).
+READER_IDLE_TIMEOUT = "5min"
+READER_ROLES = (BI_READER, ANALYST, PUBLIC_HEALTH)
+
+
+def limit_reader_sessions(conn: psycopg.Connection) -> list[str]:
+    """Give every login of a reader role `idle_in_transaction_session_timeout`; returns the logins changed.
+
+    A setting on a group role does not reach its members' sessions, so each login gets it; logins of
+    the pipeline's own roles are left alone. New readers get it at the next migration (each run).
+    Without the privilege to alter roles, the logins are named in a warning for a DBA instead.
+    """
+    setting = f"idle_in_transaction_session_timeout={READER_IDLE_TIMEOUT}"
+    logins = [
+        r[0]
+        for r in conn.execute(
+            """select r.rolname from pg_roles r
+               where r.rolcanlogin and not r.rolsuper
+                 and exists (select 1 from unnest(%s::text[]) reader where pg_has_role(r.oid, reader, 'member'))
+                 and not exists (select 1 from unnest(%s::text[]) own where pg_has_role(r.oid, own, 'member'))
+                 and not (coalesce(r.rolconfig, '{}') @> array[%s])
+               order by 1""",
+            (list(READER_ROLES), list(PIPELINE_ROLES), setting),
+        )
+    ]
+    changed: list[str] = []
+    for login in logins:
+        try:
+            with conn.transaction():
+                conn.execute(
+                    sql.SQL("alter role {} set idle_in_transaction_session_timeout = {}").format(
+                        sql.Identifier(login), sql.Literal(READER_IDLE_TIMEOUT)
+                    )
+                )
+            changed.append(login)
+        except psycopg.errors.InsufficientPrivilege:
+            log.warning(
+                "reader login %s has no idle_in_transaction_session_timeout and this login may not set it: "
+                "ask a DBA to run: alter role %s set idle_in_transaction_session_timeout = '%s'",
+                login, login, READER_IDLE_TIMEOUT,
+            )  # fmt: skip
+    return changed
+
+
 _ALTER_KIND = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "S": "sequence", "f": "foreign table"}
 
 
-def _own(conn: psycopg.Connection, schema: str, owner: str) -> None:
-    """Give `owner` the schema and every relation in it (a no-op once done)."""
+def _own(conn: psycopg.Connection, schema: str, owner: str, relations: bool = True) -> None:
+    """Give `owner` the schema and (with `relations`) every relation in it (a no-op once done)."""
     current = conn.execute(
         "select pg_get_userbyid(nspowner) from pg_namespace where nspname = %s", (schema,)
     ).fetchone()
     if current and current[0] != owner:
         conn.execute(sql.SQL("alter schema {} owner to {}").format(sql.Identifier(schema), sql.Identifier(owner)))
+    if not relations:
+        return
     relations = conn.execute(
         """select c.relname, c.relkind from pg_class c join pg_namespace n on n.oid = c.relnamespace
            where n.nspname = %s and c.relkind = any(%s) and pg_get_userbyid(c.relowner) <> %s

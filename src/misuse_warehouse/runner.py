@@ -39,13 +39,20 @@ def load_dag(dag_id: str = DAG_ID):  # noqa: ANN201 - airflow's DAG type is heav
     return _dag_cache[dag_id]
 
 
-def run_month(month: str, landing: Path | None = None, catch_up_from: str | None = None) -> RunResult:
+def run_month(
+    month: str, landing: Path | None = None, catch_up_from: str | None = None, months: list[str] | None = None
+) -> RunResult:
     """One reporting month, landing folder optional; returns the run's final state per task.
 
     With `catch_up_from` the run is a catch-up run: it lands every month from that one to `month`.
+    With `months` it lands those months, as a run the landing watch starts (the last is its month).
     """
     # every param named: dag.test() keeps a cached DAG's params from the run before
-    conf = {"landing": str(Path(landing).resolve()) if landing else None, "catch_up_from": catch_up_from}
+    conf = {
+        "landing": str(Path(landing).resolve()) if landing else None,
+        "catch_up_from": catch_up_from,
+        "months": months,
+    }
     return _run(DAG_ID, month, conf)
 
 

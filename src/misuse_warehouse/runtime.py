@@ -38,10 +38,19 @@ def configure(parallelism: int = 4) -> Path:
 
 
 def ensure_airflow_db() -> None:
-    marker = Path(os.environ["AIRFLOW_HOME"]) / ".migrated"
+    """Airflow's metadata database migrated, and the writer pool in it (a task of a missing pool never runs)."""
+    from misuse_warehouse.writer_lease import WRITER_POOL, WRITER_POOL_DESCRIPTION
+
+    home = Path(os.environ["AIRFLOW_HOME"])
+    marker = home / ".migrated"
     if not marker.exists():
         subprocess.run([_bin("airflow"), "db", "migrate"], check=True, stdout=subprocess.DEVNULL)
         marker.touch()
+    pool_marker = home / ".writer_pool"
+    if not pool_marker.exists():
+        pool = [_bin("airflow"), "pools", "set", WRITER_POOL, "1", WRITER_POOL_DESCRIPTION]
+        subprocess.run(pool, check=True, stdout=subprocess.DEVNULL)
+        pool_marker.touch()
 
 
 def ensure_manifest() -> None:
