@@ -116,24 +116,3 @@ def test_an_armed_worker_parks_one_task_until_let_go() -> None:
         for process in (first, second):
             process.kill()
             process.wait()
-
-
-def test_a_listed_stage_holds_only_while_armed() -> None:
-    """`make test-distributed` lists stages: an ingest holds mid-COPY only once armed, then until let go."""
-    hold = "from misuse_warehouse import faults\nfaults.hold('copy')\nprint('went on', flush=True)\n"
-    env = os.environ | {faults.HOLD_ENV: f"{faults.WORKER_RECEIVED},copy", "MISUSE_WAREHOUSE_WORKER_NAME": "worker-z"}
-    run = [sys.executable, "-c", hold]
-    assert subprocess.run(run, env=env, capture_output=True, text=True, timeout=60).stdout == "went on\n"
-    armed, parked = faults.armed("copy", "worker-z"), faults.parked("copy", "worker-z")
-    armed.parent.mkdir(parents=True, exist_ok=True)
-    armed.touch()
-    process = subprocess.Popen(run, env=env, stdout=subprocess.PIPE, text=True)
-    try:
-        assert _wait_for(parked) == str(process.pid)
-        time.sleep(1)
-        assert process.poll() is None
-        parked.unlink()
-        assert process.communicate(timeout=30)[0] == "went on\n"
-    finally:
-        process.kill()
-        process.wait()

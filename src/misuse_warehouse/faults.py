@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 from misuse_warehouse import settings
-from misuse_warehouse.hostname import worker_hostname
 
 HOLD_ENV = "MISUSE_WAREHOUSE_HOLD_AT"
 STAGES = ("copy", "gate", "publish")
@@ -25,15 +24,8 @@ def marker(stage: str) -> Path:
 
 
 def hold(stage: str) -> None:
-    """Park here if a crash test asked for this stage; otherwise return at once.
-
-    `MISUSE_WAREHOUSE_HOLD_AT` naming only this stage parks every time (tests/test_crash_safety.py);
-    a list of stages parks only while armed, as `park` does (`make test-distributed`).
-    """
-    asked = os.environ.get(HOLD_ENV)
-    if asked != stage:
-        if asked:  # the worker's name only then: a real run never looks it up here
-            park(stage, worker_hostname(), str(os.getpid()))
+    """Park here if a crash test asked for this stage; otherwise return at once."""
+    if os.environ.get(HOLD_ENV) != stage:
         return
     path = marker(stage)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,9 +35,8 @@ def hold(stage: str) -> None:
 
 # A Celery worker process that has taken a task from the queue but not yet told Airflow it runs it:
 # the task instance is still `queued` and its message unacknowledged in Redis. `make test-distributed`
-# kills a worker holding one (and an ingest parked mid-copy), to prove a lost worker strands nothing
-# for long. The window is real but lasts a second or so; parking a task in it makes the kill land
-# there every time. Stages in HOLD_ENV separated by commas park only while armed (`park`).
+# kills a worker holding one, to prove a lost worker strands nothing for long. The window is real but
+# lasts a second or so; parking a task in it makes the kill land there every time.
 WORKER_RECEIVED = "worker-received"
 PARK_POLL_SECONDS = 0.2
 
@@ -67,7 +58,7 @@ def park(stage: str, name: str, detail: str) -> None:
     process waits until the test deletes its marker (released: it goes on as if nothing happened) or
     kills it, at most HOLD_SECONDS.
     """
-    if stage not in os.environ.get(HOLD_ENV, "").split(","):
+    if os.environ.get(HOLD_ENV) != stage:
         return
     marker_path = parked(stage, name)
     try:
