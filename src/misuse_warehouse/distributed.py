@@ -404,7 +404,9 @@ class KillPlan:
             finished = [t.hostname for t in tries if t.state == "success"]
             if all(finished.count(worker) >= TASKS_BEFORE_KILL for worker in WORKERS):
                 for worker in WORKERS:
-                    faults.armed(faults.WORKER_RECEIVED, worker).touch()
+                    armed = faults.armed(faults.WORKER_RECEIVED, worker)
+                    armed.parent.mkdir(parents=True, exist_ok=True)
+                    armed.touch()
                 self.armed = True
                 say(f"armed {' and '.join(WORKERS)}: the next task either takes parks before it starts")
             return None
@@ -790,6 +792,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, default=settings.PROJECT_ROOT / ".local" / "distributed")
     args = parser.parse_args(argv)
     home = args.home.resolve()
+    os.environ["MISUSE_WAREHOUSE_HOME"] = str(home)  # where the workers look for faults' arm files
     _clean_home(home)
     os.environ.pop("MISUSE_WAREHOUSE_PG_PORT", None)  # two clusters: each takes a free port
     supervisor = Supervisor(home / "logs")
