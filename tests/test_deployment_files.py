@@ -345,3 +345,27 @@ def test_init_entry_point_migrates_the_warehouse(warehouse_url: str) -> None:
     with psycopg.connect(warehouse_url) as conn:
         tables = {r[0] for r in conn.execute("select table_schema || '.' || table_name from information_schema.tables")}
     assert {"raw.submissions", "ops.publications", "raw.police_crimes"} <= tables
+
+
+def test_a_lost_workers_tasks_come_back_before_the_scheduler_gives_up_on_them(compose) -> None:  # noqa: ANN001
+    """Every Airflow service gets the same broker and scheduler timeouts, and they fit together."""
+    from misuse_warehouse import redelivery
+
+    prefix = f"AIRFLOW__{redelivery.TRANSPORT_SECTION.upper()}__"
+    seen = set()
+    for name in AIRFLOW_SERVICES:
+        env = compose["services"][name]["environment"]
+        options = {key[len(prefix) :].lower(): int(value) for key, value in env.items() if key.startswith(prefix)}
+        queued = float(env["AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT"])
+        heartbeat = int(env["AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT"])
+        seen.add((tuple(sorted(options.items())), queued, heartbeat))
+    assert len(seen) == 1, seen
+    (options_items, queued, heartbeat), *_ = seen
+    options = dict(options_items)
+    assert options == redelivery.DEFAULT_OPTIONS, "compose states celery_config's defaults, to be seen"
+    assert queued == redelivery.QUEUED_TIMEOUT
+    redelivery.check_timeouts(options, queued)
+    assert redelivery.redelivery_seconds(options) <= 120  # back in the queue within two minutes
+    assert heartbeat <= 120
+    with pytest.raises(ValueError, match="task_queued_timeout is 600 s"):
+        redelivery.check_timeouts({**options, "visibility_timeout": 86400}, 600)
