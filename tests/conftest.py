@@ -147,6 +147,8 @@ def landing(tmp_path: Path) -> Path:
 LONGEST_FIRST = (
     "test_kpi_funding.py",
     "test_pipeline.py",
+    "test_alerts.py",
+    "test_police_outage_dag.py",
     "test_crash_safety.py",
     "test_kpi_treatment.py",
     "test_kpi_criminal_justice.py",
@@ -155,6 +157,10 @@ LONGEST_FIRST = (
     "test_bad_files_dag.py",
     "test_benchmarks.py",
     "test_governance.py",
+    "test_landing_watch.py",
+    "test_connection_strings.py",
+    "test_schema_migrations.py",
+    "test_writer_lease.py",
 )
 
 
