@@ -18,14 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -34,7 +32,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
-from misuse_warehouse import runtime, settings
+from misuse_warehouse import backfill, runtime, settings
 from misuse_warehouse.ports import free_port
 from misuse_warehouse.simulate import police_api
 
@@ -61,34 +59,6 @@ class Inbox:
 
     def texts(self) -> list[str]:
         return [f"{m['subject']}\n{m.get_body(('plain', 'html')).get_content()}" for m in self.messages]
-
-
-@contextmanager
-def _scheduler(log_dir: Path) -> Iterator[None]:
-    """api-server and scheduler, each in its own process group, stopped whatever happens."""
-    port = free_port()
-    os.environ["AIRFLOW__API__PORT"] = str(port)
-    os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
-    binary = str(Path(sys.executable).parent / "airflow")
-    log_dir.mkdir(parents=True, exist_ok=True)
-    processes = []
-    try:
-        for name, args in (("api-server", ["api-server", "--port", str(port)]), ("scheduler", ["scheduler"])):
-            log = (log_dir / f"{name}.log").open("ab")
-            processes.append(
-                subprocess.Popen([binary, *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-            )
-        yield
-    finally:
-        for process in processes:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in processes:
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
 
 
 def _airflow(*args: str) -> None:
@@ -180,7 +150,7 @@ def test_a_quarter_runs_itself(pipeline, tmp_path: Path, make_httpserver) -> Non
         for dag_id in DAGS:
             _airflow("dags", "unpause", dag_id)
         try:
-            with _scheduler(settings.home() / "airflow" / "unattended-logs"):
+            with backfill.airflow_services(settings.home() / "airflow" / "unattended-logs", scheduled_runs=True):
                 # January: the first senders, then the rest a few days later
                 for relative in (
                     "treatment/2025-01/treatment_P4211_2025-01.csv",

@@ -164,11 +164,14 @@ def create(first: str, last: str, landing: Path | None) -> int:
 
 
 @contextmanager
-def airflow_services(log_dir: Path) -> Iterator[None]:
-    """A scheduler and an api-server, each in its own process group, stopped whatever happens."""
+def airflow_services(log_dir: Path, scheduled_runs: bool = False) -> Iterator[None]:
+    """A scheduler and an api-server, each in its own process group, stopped whatever happens.
+
+    Without `scheduled_runs` the scheduler runs backfill (and triggered) runs only, never creating
+    the DAGs' scheduled ones while they are unpaused.
+    """
     port = free_port()
-    # the scheduler runs backfill runs only, never creating scheduled ones, while the DAG is unpaused
-    os.environ["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = "False"
+    os.environ["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = str(scheduled_runs)
     os.environ["AIRFLOW__API__PORT"] = str(port)
     os.environ["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"http://127.0.0.1:{port}/execution/"
     binary = str(Path(sys.executable).parent / "airflow")

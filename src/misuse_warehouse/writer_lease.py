@@ -34,21 +34,6 @@ WAIT_ENV = "MISUSE_WAREHOUSE_WRITER_WAIT_SECONDS"
 DEFAULT_WAIT_SECONDS = 3600
 POLL_SECONDS = 0.5
 
-DDL = """
--- Every holding of the one-writer lease (misuse_warehouse.writer_lease).
-create table if not exists ops.writer_leases (
-    writer_lease_id bigint generated always as identity primary key,
-    holder text not null,
-    host text not null,
-    pid integer not null,
-    requested_at timestamptz not null,
-    acquired_at timestamptz not null,
-    released_at timestamptz,
-    waited_for text
-);
-create index if not exists writer_leases_acquired on ops.writer_leases (acquired_at);
-"""
-
 
 class LeaseTimeout(RuntimeError):
     """Another writer held the lease for longer than this step may wait."""
@@ -98,7 +83,7 @@ def lease(holder: str, url: str | None = None) -> Iterator[None]:
         requested = conn.execute("select now()").fetchone()[0]
         waited_for = _acquire(conn, holder)
         if conn.execute("select to_regclass('ops.writer_leases')").fetchone()[0] is None:
-            conn.execute(DDL)  # a warehouse migrated before the lease existed: its next migration owns it
+            raise RuntimeError("ops.writer_leases is missing: the warehouse is not migrated (misuse-warehouse migrate)")
         lease_id = conn.execute(
             """insert into ops.writer_leases (holder, host, pid, requested_at, acquired_at, waited_for)
                values (%s, %s, %s, %s, clock_timestamp(), %s) returning writer_lease_id""",
