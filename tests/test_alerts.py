@@ -228,7 +228,7 @@ def test_a_failed_gate_reaches_both_channels_and_the_deadline_check_still_runs(s
         assert "left exactly as they were" in text
         assert f"Run: {run.run_id}" in text
         assert f"/dags/monthly_pipeline/runs/{quote(run.run_id, safe='')}" in text
-        assert "Failed task: mart_gate" in text
+        assert "Last failed task: mart_gate" in text
     assert f'<a href="http://localhost:8080/dags/monthly_pipeline/runs/{quote(run.run_id, safe="")}' in body
     # the month's prison releases are overdue: the published February expected them, March never sent them
     late_subject, late_body = next((s, b) for s, b in step.emails if "overdue" in s)
@@ -254,7 +254,7 @@ def test_a_refused_file_reaches_both_channels_and_a_late_feed_is_not_sent_twice(
             "treatment_P0002_2025-03.csv (treatment, 2025-03): rule_broken:discharge_date_on_or_after_referral" in text
         )
         assert f"report for treatment_P0002_2025-03.csv: {report}" in text
-        assert f"Run: {run.run_id}" in text and "Failed task: report" in text
+        assert f"Run: {run.run_id}" in text and "Last failed task: report" in text
         assert "treatment_P0001" not in text, "the file that loaded is not named"
     _no_personal_values(step)
 
@@ -301,7 +301,7 @@ def test_a_run_that_fails_without_its_warehouse_still_alerts(story: dict[str, Re
     subject, body, post = _one_each(step)
     assert subject == "[Misuse Warehouse] feed_deadlines 2025-05-14: run failed at check_open_months"
     for text in (body, post):
-        assert "The run ended failed (task failure); the task check_open_months failed." in text
+        assert "The run ended failed (task failure); the last task to fail was check_open_months." in text
         assert "could not be read (OperationalError)" in text
         assert f"/dags/feed_deadlines/runs/{quote(run.run_id, safe='')}/tasks/check_open_months" in text
         assert "nobody" not in text, "the warehouse URL (a credential) is not repeated"

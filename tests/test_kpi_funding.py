@@ -503,15 +503,17 @@ class TestFunding:
         assert march_treatment[1] == (today - date(2025, 4, 15)).days
         assert status[f"funding|{HEREFORDSHIRE}|{HEREFORDSHIRE}|2025-05"][0] == "overdue"
         assert status[f"contracts|{MEDWAY}|{MEDWAY}|2025-05"][0] == "late"
-        # each run's check alerted the files it found overdue first, each file once (deadlines.claim_alerts)
+        # each run's check alerted the files it found overdue first, each file once (deadlines.claim_alerts):
+        # March's treatment file is expected from April's run on, when P0001 first sent treatment
         posted = funding["alerts"]
-        assert [len(posted[m]) for m in ("2024-04", "2025-03", "2025-04", "2025-05")] == [0, 1, 0, 1]
-        march = [line for line in posted["2025-03"][0].splitlines() if line.startswith("- ")]
-        assert march == [
+        assert [len(posted[m]) for m in ("2024-04", "2025-03", "2025-04", "2025-05")] == [0, 0, 1, 1]
+        april = [line for line in posted["2025-04"][0].splitlines() if " file from " in line]
+        assert april == [
             f"- treatment file from P0001 for 2025-03 (area {MEDWAY}) is {(today - date(2025, 4, 15)).days} days "
             "late: due 2025-04-15, not received"
         ]
-        may = [line for line in posted["2025-05"][0].splitlines() if line.startswith("- ")]
-        assert len(may) == 2 and "reporting months 2025-03 to 2025-05" in posted["2025-05"][0]
+        may = [line for line in posted["2025-05"][0].splitlines() if " file from " in line]
+        assert "reporting months 2025-03 to 2025-05" in posted["2025-05"][0]
+        assert len(may) == 2, "March's treatment file was alerted by April's run: not again"
         assert may[0].startswith(f"- funding file from {HEREFORDSHIRE} for 2025-05 (area {HEREFORDSHIRE}) is ")
         assert may[1].startswith(f"- treatment file from P0001 for 2025-05 (area {MEDWAY}) is ")

@@ -211,8 +211,8 @@ class RunFacts:
         facts = [f"DAG: {self.dag_id}", f"Run: {self.run_id}"]
         if self.period:
             facts.append(f"Covers: {self.period}")
-        if self.task:
-            facts.append(f"Failed task: {self.task}")
+        if self.task:  # the failed task that ended last (Airflow's choice): the run's grid shows any other
+            facts.append(f"Last failed task: {self.task}")
         return tuple(facts)
 
     def title(self) -> str:
@@ -320,7 +320,9 @@ def failed_run_alert(context: Any, record: RunRecord | None = None) -> Alert:
         failed = f"at {run.task}" if run.task else ""
         headline.append(f"run failed {failed}".strip())
         reason = str(context.get("reason") or "task_failure").replace("_", " ")
-        sentences.append(f"The run ended failed ({reason}){f'; the task {run.task} failed' if run.task else ''}.")
+        sentences.append(
+            f"The run ended failed ({reason}){f'; the last task to fail was {run.task}' if run.task else ''}."
+        )
     if run.task_url:
         where.append(f"the failed task's log: {run.task_url}")
     if record.unreadable:

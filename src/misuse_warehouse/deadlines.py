@@ -17,7 +17,7 @@ no channel could deliver it, so the next check tries again (misuse_warehouse.ale
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -272,8 +272,3 @@ def check_and_claim(conn: psycopg.Connection, months: list[str], today: date, da
     statuses = check(conn, months, today)
     alerted = claim_alerts(conn, statuses, today, dag_run_id)
     return summary(statuses, alerted) | {"months": months, "today": today.isoformat(), "rows": len(statuses)}
-
-
-def reminder_due(last_alerted_on: date) -> date:
-    """The first check date that sends a reminder of a file last alerted on `last_alerted_on`."""
-    return last_alerted_on + timedelta(days=REMIND_AFTER_DAYS)
