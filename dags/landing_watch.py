@@ -14,7 +14,7 @@ from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOpe
 from airflow.sdk import CronTriggerTimetable, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
-from misuse_warehouse import orchestration
+from misuse_warehouse import alerts, orchestration
 
 orchestration.prepare_environment()
 
@@ -32,6 +32,7 @@ class StartMonthlyRun(TriggerDagRunOperator):
     catchup=False,
     max_active_runs=1,
     default_args=orchestration.DEFAULT_ARGS,
+    on_failure_callback=alerts.RunFailureAlert(),  # a look that fails (warehouse down, landing unreadable)
     tags=["misuse-warehouse", "landing"],
     doc_md=__doc__,
 )
