@@ -173,8 +173,8 @@ def test_a_quarter_runs_itself(pipeline, tmp_path: Path, make_httpserver) -> Non
                 assert set(_finished_runs()) > first_runs
 
                 # February: one treatment file refused, prison releases not sent
-                good = (source / "treatment/2025-02/treatment_P4212_2025-02.csv").read_text().splitlines()
-                broken = "\n".join(",".join(line.split(",")[:-1]) for line in good) + "\n"
+                good = (source / "treatment/2025-02/treatment_P4212_2025-02.csv").read_text()
+                broken = good.replace("episode_id", "episode_ref", 1)  # a required column missing
                 refused = _land(
                     source, landing, "treatment/2025-02/treatment_P4212_2025-02.csv", datetime(2025, 3, 7), broken
                 )
