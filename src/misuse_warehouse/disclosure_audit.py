@@ -396,6 +396,16 @@ def _extreme(model: Any, column: int, sign: float) -> tuple[float, bool]:
     model.changeColCost(column, sign)
     model.run()
     status = model.getModelStatus()
+    conclusive = (
+        highspy.HighsModelStatus.kOptimal,
+        highspy.HighsModelStatus.kInfeasible,
+        highspy.HighsModelStatus.kUnbounded,
+        highspy.HighsModelStatus.kUnboundedOrInfeasible,
+    )
+    if status not in conclusive:  # a warm start HiGHS could not finish from (kUnknown): solve afresh once
+        model.clearSolver()
+        model.run()
+        status = model.getModelStatus()
     # read before the cost is reset: changing the model clears its solution
     optimum = sign * model.getInfo().objective_function_value
     values = np.asarray(model.getSolution().col_value)
