@@ -82,13 +82,15 @@ def lease(holder: str, url: str | None = None) -> Iterator[None]:
     try:
         requested = conn.execute("select now()").fetchone()[0]
         waited_for = _acquire(conn, holder)
-        if conn.execute("select to_regclass('ops.writer_leases')").fetchone()[0] is None:
-            raise RuntimeError("ops.writer_leases is missing: the warehouse is not migrated (misuse-warehouse migrate)")
-        lease_id = conn.execute(
-            """insert into ops.writer_leases (holder, host, pid, requested_at, acquired_at, waited_for)
-               values (%s, %s, %s, %s, clock_timestamp(), %s) returning writer_lease_id""",
-            (holder, socket.gethostname(), os.getpid(), requested, waited_for),
-        ).fetchone()[0]
+        lease_id = None
+        if conn.execute("select to_regclass('ops.writer_leases')").fetchone()[0] is not None:
+            lease_id = conn.execute(
+                """insert into ops.writer_leases (holder, host, pid, requested_at, acquired_at, waited_for)
+                   values (%s, %s, %s, %s, clock_timestamp(), %s) returning writer_lease_id""",
+                (holder, socket.gethostname(), os.getpid(), requested, waited_for),
+            ).fetchone()[0]
+        else:  # a warehouse not migrated yet (dbt on a bare database): the lock holds, unrecorded
+            log.warning("%s holds the writer lease unrecorded: ops.writer_leases does not exist yet", holder)
         _depth = 1
         os.environ[HELD_ENV] = f"{socket.gethostname()}:{os.getpid()}"
         try:
@@ -96,9 +98,11 @@ def lease(holder: str, url: str | None = None) -> Iterator[None]:
         finally:
             _depth = 0
             os.environ.pop(HELD_ENV, None)
-            conn.execute(
-                "update ops.writer_leases set released_at = clock_timestamp() where writer_lease_id = %s", (lease_id,)
-            )
+            if lease_id is not None:
+                conn.execute(
+                    "update ops.writer_leases set released_at = clock_timestamp() where writer_lease_id = %s",
+                    (lease_id,),
+                )
             conn.execute("select pg_advisory_unlock(hashtext(%s))", (LOCK_NAME,))
     finally:
         conn.close()
