@@ -68,7 +68,8 @@ def snapshot(url: str) -> dict[str, str]:
     """Content checksum of every table in every schema, except the audit: raw.submissions and the run log.
 
     ops.task_runs and ops.gate_results record that a file was checked and refused (which rule, when),
-    like raw.submissions; they hold no data from the file.
+    like raw.submissions, and ops.writer_leases that the ingest held the writer lease; they hold no
+    data from the file.
     """
     with psycopg.connect(url) as conn:
         schemas = [
@@ -78,7 +79,7 @@ def snapshot(url: str) -> dict[str, str]:
             )
         ]
         sums = {f"{s}.{t}": digest for s in schemas for t, digest in publish.table_checksums(conn, s).items()}
-    for audit in ("raw.submissions", "ops.task_runs", "ops.gate_results"):
+    for audit in ("raw.submissions", "ops.task_runs", "ops.gate_results", "ops.writer_leases"):
         sums.pop(audit)
     return sums
 

@@ -30,6 +30,8 @@ def test_suites_in_turn_keep_each_others_assets(landing: Path) -> None:
             "is_provisional": [False],
             "england_value": [None],
             "comparison": [None],
+            "quality_flag": [None],
+            "quality_note": [None],
         }
     )
     assert gate.run_suite("marts_kpi_monthly", marts_frame, "marts.kpi_monthly", "run-1").success
