@@ -168,7 +168,8 @@ def airflow_services(log_dir: Path, scheduled_runs: bool = False) -> Iterator[No
     """A scheduler and an api-server, each in its own process group, stopped whatever happens.
 
     Without `scheduled_runs` the scheduler runs backfill (and triggered) runs only, never creating
-    the DAGs' scheduled ones while they are unpaused.
+    the DAGs' scheduled ones while they are unpaused; with them a DAG processor runs too, as in a
+    deployment (Airflow 3 runs DAG-level callbacks, the failed-run alert among them, there).
     """
     port = free_port()
     os.environ["AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE"] = str(scheduled_runs)
@@ -178,7 +179,10 @@ def airflow_services(log_dir: Path, scheduled_runs: bool = False) -> Iterator[No
     log_dir.mkdir(parents=True, exist_ok=True)
     processes = []
     try:
-        for name, args in (("api-server", ["api-server", "--port", str(port)]), ("scheduler", ["scheduler"])):
+        services = [("api-server", ["api-server", "--port", str(port)]), ("scheduler", ["scheduler"])]
+        if scheduled_runs:  # DAG-level callbacks (the failed-run alert) run in the DAG processor
+            services.append(("dag-processor", ["dag-processor"]))
+        for name, args in services:
             log = (log_dir / f"{name}.log").open("ab")
             processes.append(
                 subprocess.Popen([binary, *args], stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
