@@ -13,9 +13,11 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from feeds import treatment_row, write_treatment_file
 from psycopg import errors, sql
 
 from misuse_warehouse import connection_string, migrations, orchestration, roles, settings, warehouse
@@ -31,7 +33,7 @@ def _drop_logins(conn: psycopg.Connection) -> None:
 
 
 @pytest.fixture
-def worker(db: psycopg.Connection, warehouse_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def logins(db: psycopg.Connection, warehouse_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """The init service's migration with the step URLs, then this process as a worker: no admin login."""
     urls = {
         role: connection_string.replaced(warehouse_url, user=user, password=PASSWORDS[user])
@@ -40,6 +42,16 @@ def worker(db: psycopg.Connection, warehouse_url: str, monkeypatch: pytest.Monke
     monkeypatch.setenv(settings.LOADER_URL_ENV, urls[roles.LOADER])
     monkeypatch.setenv(settings.TRANSFORMER_URL_ENV, urls[roles.TRANSFORMER])
     migrations.migrate(db)  # as init: the admin login creates the step logins from their URLs
+    assert not warehouse.has_admin_login()
+    yield warehouse_url
+    db.rollback()
+    with psycopg.connect(warehouse_url, autocommit=True) as admin:
+        _drop_logins(admin)
+
+
+@pytest.fixture
+def worker(logins: str, db: psycopg.Connection) -> str:
+    """`logins`, with one treatment row in raw whose date of birth no step but loading may read."""
     submission = db.execute(
         """insert into raw.submissions (feed, source_code, period_start, file_name, file_sha256, file_bytes,
                received_at, status)
@@ -51,11 +63,7 @@ def worker(db: psycopg.Connection, warehouse_url: str, monkeypatch: pytest.Monke
         (submission,),
     )
     db.commit()
-    assert not warehouse.has_admin_login()
-    yield warehouse_url
-    db.rollback()
-    with psycopg.connect(warehouse_url, autocommit=True) as admin:
-        _drop_logins(admin)
+    return logins
 
 
 def test_the_step_logins_are_plain_members_of_their_one_role(worker: str) -> None:
@@ -105,6 +113,26 @@ def test_reset_role_in_the_loaders_session_cannot_read_the_marts_or_ops_beyond_i
             conn.execute("select * from ops.publications")
         with pytest.raises(errors.InsufficientPrivilege):
             conn.execute(sql.SQL("set role {}").format(sql.Identifier(roles.TRANSFORMER)))
+
+
+def test_the_transformer_may_act_as_each_reader_without_inheriting_from_them(worker: str) -> None:
+    """The mart gate reads as every reader, publication recreates analysts' views as their owners."""
+    with psycopg.connect(worker, autocommit=True) as admin:
+        admin.execute("drop role if exists lp_analyst")
+        admin.execute("create role lp_analyst login password 'x' in role analyst_medway")
+        try:
+            migrations.migrate(admin)
+            with warehouse.connect(autocommit=True, role=roles.TRANSFORMER) as conn:
+                for reader in (roles.BI_READER, roles.PUBLIC_HEALTH, "analyst_medway", "lp_analyst"):
+                    conn.execute(sql.SQL("set role {}").format(sql.Identifier(reader)))
+                    assert conn.execute("select current_user").fetchone() == (reader,)
+                    conn.execute(sql.SQL("set role {}").format(sql.Identifier(roles.TRANSFORMER)))
+                inherited = conn.execute(
+                    "select pg_has_role('misuse_transformer', %s, 'usage')", (roles.BI_READER,)
+                ).fetchone()
+                assert inherited == (False,)
+        finally:
+            admin.execute("drop role lp_analyst")
 
 
 PROBE_PROJECT = {
@@ -167,6 +195,27 @@ def test_a_worker_without_the_admin_login_checks_the_schema_instead_of_migrating
         assert migrations.revisions(admin).current == head, "the worker changed nothing"
 
 
+def test_a_month_runs_through_the_dag_on_the_step_logins_alone(logins: str, pipeline: Any, landing: Path) -> None:
+    """The monthly DAG as a Docker worker runs it: the schema checked, not migrated; loading, dbt, the gates
+    (the disclosure audit reads as every reader) and publication each on its own login."""
+    rows = [treatment_row(episode_id=f"E{i}", client_initials=f"A{chr(65 + i)}") for i in range(6)]
+    write_treatment_file(landing, "P0001", "2025-03", rows)
+    result = pipeline.run_month(landing, "2025-03")
+    assert result.task_states["publish"] == "success"
+    t1 = pipeline.query(
+        "select value from marts.kpi_monthly where area_code = 'E06000035' "
+        "and month = '2025-03-01' and kpi_code = 'T1' and breakdown = 'all'"
+    )
+    assert t1 == [(6,)]
+    assert pipeline.query("select count(*) from raw.treatment_episodes where client_dob is not null") == [(6,)]
+    # what the run built belongs to the group roles, not to the logins it ran on
+    owners = pipeline.query(
+        """select distinct pg_get_userbyid(c.relowner) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+           where n.nspname in ('raw', 'staging', 'intermediate', 'marts', 'marts_person') and c.relkind in ('r', 'v')"""
+    )
+    assert {owner for (owner,) in owners} <= {roles.OWNER, roles.TRANSFORMER}
+
+
 def test_the_migration_puts_a_widened_login_back(worker: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """A login given another role by hand, or a new password in the deployment's secrets, is set again."""
     with psycopg.connect(worker, autocommit=True) as admin:
@@ -183,6 +232,18 @@ def test_the_migration_puts_a_widened_login_back(worker: str, monkeypatch: pytes
         ).fetchone() == (False, [roles.TRANSFORMER])
     with psycopg.connect(rotated) as conn:
         assert conn.execute("select session_user").fetchone() == ("misuse_transformer",)
+
+
+def test_migrate_on_a_worker_refuses_and_names_the_admin_setting(logins: str) -> None:
+    from typer.testing import CliRunner
+
+    from misuse_warehouse.cli import app
+
+    refused = CliRunner().invoke(app, ["migrate"])
+    assert refused.exit_code == 2
+    assert "WAREHOUSE_URL" in refused.output
+    shown = CliRunner().invoke(app, ["migrate", "--show"])  # reading the revision is the transformer's right
+    assert shown.exit_code == 0 and "nothing, up to date" in shown.output, shown.output
 
 
 def test_the_two_steps_may_not_share_a_login(db: psycopg.Connection, warehouse_url: str) -> None:

@@ -171,6 +171,7 @@ def migrate(conn: psycopg.Connection, target: str = "head", config: Config | Non
         roles.ensure_logins(conn, step_logins())
         roles.secure_zones(conn, {c.table: c.plain_attributor for c in contracts if c.plain_attributor}, groups)
         roles.limit_reader_sessions(conn)
+        roles.let_transformer_act_as_readers(conn)
     return _between(ScriptDirectory.from_config(config), before, after)
 
 

@@ -267,6 +267,9 @@ def secure_zones(
         ("grant select, insert, update on ops.writer_leases to {}, {}", (LOADER, TRANSFORMER)),
         ("grant usage on all sequences in schema ops to {}, {}", (LOADER, TRANSFORMER)),
         ("grant select on ops.alembic_version to {}, {}", (LOADER, TRANSFORMER)),
+        # the run's report (per-layer row counts, rewritten per run) and the disclosure audit's reader list
+        ("grant select, insert, delete on ops.layer_rows to {}", (TRANSFORMER,)),
+        ("grant select on ops.analyst_areas to {}", (TRANSFORMER,)),
         ("grant select, insert, update on ops.submission_status to {}", (TRANSFORMER,)),
         # late-feed alerts claimed by the deadline check, given back by its notifier (misuse_warehouse.alerts)
         ("grant select, insert, update, delete on ops.late_feed_alerts to {}", (TRANSFORMER,)),
@@ -303,6 +306,54 @@ def secure_zones(
                 sql.SQL(", ").join(map(sql.Identifier, columns)), target, sql.Identifier(TRANSFORMER)
             )
         )
+
+
+def let_transformer_act_as_readers(conn: psycopg.Connection) -> list[str]:
+    """Let `transformer` SET ROLE to every reader role and reader login, without inheriting their rights.
+
+    The mart gate reads the next marts as each reader (disclosure_audit) and publication recreates
+    analysts' views as their owners (publish). A superuser login could do both; the transformer's own
+    login (Docker) can only through these memberships, `WITH INHERIT FALSE, SET TRUE` (PostgreSQL 16+):
+    the transformer's own queries get nothing from them, and every reader's rights are a subset of what
+    the transformer, owner of the marts, already has. Logins made after this migration are covered by
+    the next one (docs/operations.md, "Warehouse logins"). Returns the roles newly granted.
+    """
+    targets = [
+        r[0]
+        for r in conn.execute(
+            """select r.rolname from pg_roles r
+               where r.rolname <> all(%s::text[]) and not r.rolsuper
+                 and (r.rolname = any(%s::text[])
+                      or r.rolname like 'analyst\\_%%'
+                      or (r.rolcanlogin and exists (
+                              select 1 from unnest(%s::text[]) reader where pg_has_role(r.oid, reader, 'member'))
+                          and not exists (
+                              select 1 from unnest(%s::text[]) own where pg_has_role(r.oid, own, 'member'))))
+                 and not exists (
+                     select 1 from pg_auth_members m
+                     where m.roleid = r.oid and m.member = (select oid from pg_roles where rolname = %s)
+                       and m.set_option)
+               order by 1""",
+            (list(PIPELINE_ROLES), list(READER_ROLES), list(READER_ROLES), list(PIPELINE_ROLES), TRANSFORMER),
+        )
+    ]
+    granted: list[str] = []
+    for role in targets:
+        try:
+            with conn.transaction():
+                conn.execute(
+                    sql.SQL("grant {} to {} with inherit false, set true").format(
+                        sql.Identifier(role), sql.Identifier(TRANSFORMER)
+                    )
+                )
+            granted.append(role)
+        except psycopg.errors.InsufficientPrivilege:
+            log.warning(
+                "transformer may not act as %s (this login may not grant it): the mart gate or publication "
+                "fails for it unless a DBA runs: grant %s to %s with inherit false, set true",
+                role, role, TRANSFORMER,
+            )  # fmt: skip
+    return granted
 
 
 # A reader's transaction left open (a BI tool's session idle in a transaction) is ended after this: it

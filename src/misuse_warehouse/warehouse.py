@@ -68,18 +68,13 @@ def login_params(role: str) -> dict[str, str] | None:
     return connection_string.parse(value, env) if value else None
 
 
-def separate_logins() -> bool:
-    """Whether loading and transforming log in as their own users rather than the admin's SET ROLE."""
-    return all(login_params(role) is not None for role in LOGIN_URL_ENVS)
-
-
 def has_admin_login() -> bool:
     """Whether this process was given the admin login (WAREHOUSE_URL or AIRFLOW_CONN_WAREHOUSE).
 
-    With separate logins and no admin (a Docker worker) nothing here may migrate; with neither
-    (the embedded demo, the tests) the embedded server's login is the admin.
+    With a step login and no admin (a Docker worker or dag-processor) nothing here may migrate; with
+    neither (the embedded demo, the tests) the embedded server's login is the admin.
     """
-    return configured_params() is not None or not separate_logins()
+    return configured_params() is not None or all(login_params(role) is None for role in LOGIN_URL_ENVS)
 
 
 def configured_url() -> str | None:
@@ -93,8 +88,9 @@ def params(start: bool = False) -> dict[str, str]:
     configured = configured_params()
     if configured is not None:
         return configured
-    if separate_logins():
-        return login_params(TRANSFORMER) or {}
+    transformer = login_params(TRANSFORMER)
+    if transformer is not None:
+        return transformer
     pg = embedded()
     return connection_string.parse(pg.start() if start else pg.url(), "the embedded warehouse URL")
 
@@ -108,8 +104,9 @@ def url(start: bool = True) -> str:
     configured = configured_url()
     if configured:
         return configured
-    if separate_logins():  # a worker without the admin login: what names no role runs as the transformer
-        return connection_string.conninfo(login_params(TRANSFORMER) or {})
+    transformer = login_params(TRANSFORMER)
+    if transformer is not None:  # no admin login (a Docker worker): what names no role runs as the transformer
+        return connection_string.conninfo(transformer)
     pg = embedded()
     return pg.start() if start else pg.url()
 
