@@ -34,8 +34,9 @@ DEPRECATED_AIRFLOW_VARIABLE = "misuse_warehouse_pseudonym_key"
 
 MIN_SECRET_BYTES = 32
 """Shortest key accepted. Whoever holds the key can reverse person_key by trying every initials,
-date of birth and sex (a few hundred million messages), so the key itself must be beyond guessing:
-32 random bytes, as `secrets.token_hex(32)` (64 characters) gives, is HMAC-SHA256's own block of strength."""
+date of birth and sex (a few hundred million messages), so the key itself must be beyond guessing.
+Length is what code can check (not randomness): 32 bytes, the strength of HMAC-SHA256's 256-bit output;
+`secrets.token_hex(32)` gives 64 characters of 32 random bytes."""
 
 log = logging.getLogger(__name__)
 
