@@ -26,7 +26,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = BENCH_DIR.parent
 RESULTS = BENCH_DIR / "RESULTS.md"
 CACHE = Path(os.environ.get("BENCH_CACHE", "/tmp/misuse-warehouse-bench-cache"))
-BENCH_KEY = "bench-only-pseudonymisation-key"
+BENCH_KEY = "bench-only-pseudonymisation-key-of-32-bytes-or-more"
 
 # The reduced volume for benches that need many months (36 national months would take hours here):
 # the five demo areas, whose analyst groups exist, and five large ones from other regions.

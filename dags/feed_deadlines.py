@@ -36,8 +36,7 @@ def feed_deadlines() -> None:
         moment = context.get("logical_date") or context["dag_run"].run_after
         today = pendulum.instance(moment).in_timezone(orchestration.TIMEZONE).date()
         months = deadlines.open_months(today)
-        with warehouse.connect() as conn:
-            migrations.migrate(conn)
+        migrations.ensure_current()
         with (
             warehouse.connect(role=roles.TRANSFORMER) as conn,
             observe.task_run(conn, context["run_id"], "check_open_months", "ops", today.isoformat()) as run,

@@ -29,12 +29,11 @@ def retention() -> None:
     @task
     def cutoff() -> str:
         """Warehouse migrated (roles, ops tables); the moment before which files are past retention."""
-        from misuse_warehouse import migrations, settings, warehouse
+        from misuse_warehouse import migrations, settings
         from misuse_warehouse import retention as purge
 
         context = get_current_context()
-        with warehouse.connect() as conn:
-            migrations.migrate(conn)
+        migrations.ensure_current()
         reference = context.get("logical_date") or context["dag_run"].run_after
         months = context["params"].get("retention_months") or settings.retention_months()
         return purge.cutoff(pendulum.instance(reference), months).isoformat()

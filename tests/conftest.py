@@ -21,7 +21,7 @@ import pytest
 SESSION_HOME = Path(tempfile.mkdtemp(prefix="misuse-warehouse-test-"))
 atexit.register(shutil.rmtree, SESSION_HOME, ignore_errors=True)
 os.environ["MISUSE_WAREHOUSE_HOME"] = str(SESSION_HOME)
-os.environ["MISUSE_WAREHOUSE_PSEUDONYM_KEY"] = "test-only-pseudonymisation-key"
+os.environ["MISUSE_WAREHOUSE_PSEUDONYM_KEY"] = "test-only-pseudonymisation-key-of-32-bytes-or-more"
 os.environ.pop("WAREHOUSE_URL", None)
 os.environ.pop("AIRFLOW_CONN_WAREHOUSE", None)
 for name in list(os.environ):

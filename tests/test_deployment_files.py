@@ -170,27 +170,69 @@ def test_airflow_services_share_image_volumes_and_wait_for_init(compose) -> None
         ("MISUSE_WAREHOUSE_ARCHIVE", "archive"),
     ]:
         assert mounts[env[variable]] == volume and volume in compose["volumes"]
-    sentinels = {variable: f"SENTINEL_{variable}" for variable in _env_example()}
-    interpolated = yaml.safe_load(_interpolate(_compose_text(), sentinels))
     for name in AIRFLOW_SERVICES:
         service = services[name]
         assert service["image"] == services["init"]["image"] and service["volumes"] == services["worker"]["volumes"]
-        environment = interpolated["services"][name]["environment"]
-        warehouse_url = connection_string.parse(environment["WAREHOUSE_URL"])
-        assert {k: v for k, v in warehouse_url.items() if k != "password"} == {
-            "host": "warehouse-db",
-            "port": "5432",
-            "user": "warehouse",
-            "dbname": "warehouse",
-        }
-        # Airflow's own connection, read by Airflow's parser, is the same connection
-        assert connection_string.parse_airflow(environment["AIRFLOW_CONN_WAREHOUSE"]) == warehouse_url
         assert "@airflow-db:5432/airflow" in service["environment"]["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
         if name != "init":
             assert service["depends_on"]["init"] == {"condition": "service_completed_successfully"}
     assert "build" in services["init"] and all("build" not in services[n] for n in AIRFLOW_SERVICES[1:])
     init = " ".join(services["init"]["command"])
     assert "airflow db migrate" in init and "misuse-warehouse migrate" in init
+
+
+# Which warehouse logins (by user) and whether the pseudonymisation key each Airflow service gets
+# (README "Security: who can read what").
+STEP_LOGINS = {"MISUSE_WAREHOUSE_LOADER_URL": "misuse_loader", "MISUSE_WAREHOUSE_TRANSFORMER_URL": "misuse_transformer"}
+WAREHOUSE_LOGINS = {
+    "init": {"WAREHOUSE_URL": "warehouse", "AIRFLOW_CONN_WAREHOUSE": "warehouse", **STEP_LOGINS},
+    "worker": STEP_LOGINS,
+    "dag-processor": {"MISUSE_WAREHOUSE_TRANSFORMER_URL": "misuse_transformer"},
+    "api-server": {},
+    "scheduler": {},
+    "triggerer": {},
+}
+
+
+def _login(key: str, value: str) -> dict[str, str]:
+    """libpq's parameters of a warehouse setting, read by the parser the pipeline uses for it."""
+    parse = connection_string.parse_airflow if key.startswith("AIRFLOW_CONN_") else connection_string.parse
+    return parse(value, key)
+
+
+def test_each_service_gets_only_the_warehouse_logins_and_key_it_needs() -> None:
+    """The admin login in init only, the step logins where tasks and callbacks run, the HMAC key in workers only."""
+    sentinels = {variable: f"SENTINEL_{variable}" for variable in _env_example()}
+    interpolated = yaml.safe_load(_interpolate(_compose_text(), sentinels))
+    passwords = {
+        "warehouse": "SENTINEL_WAREHOUSE_DB_PASSWORD",
+        "misuse_loader": "SENTINEL_WAREHOUSE_LOADER_PASSWORD",
+        "misuse_transformer": "SENTINEL_WAREHOUSE_TRANSFORMER_PASSWORD",
+    }
+    for name in AIRFLOW_SERVICES:
+        environment = interpolated["services"][name]["environment"]
+        logins = {
+            key: value
+            for key, value in environment.items()
+            if "WAREHOUSE" in key and key.endswith(("_URL", "_WAREHOUSE"))
+        }
+        assert {key: _login(key, value)["user"] for key, value in logins.items()} == WAREHOUSE_LOGINS[name]
+        for key, value in logins.items():
+            params = _login(key, value)
+            assert params == {
+                "host": "warehouse-db", "port": "5432", "dbname": "warehouse",
+                "user": params["user"], "password": passwords[params["user"]],
+            }, f"{name}.{key}"  # fmt: skip
+        # no warehouse password anywhere else in the service's environment
+        users = {_login(key, value)["user"] for key, value in logins.items()}
+        assert {user for user, password in passwords.items() if password in str(environment)} == users
+        has_key = "MISUSE_WAREHOUSE_PSEUDONYM_KEY" in environment
+        assert has_key == (name == "worker"), f"{name} {'has' if has_key else 'lacks'} the pseudonymisation key"
+        assert "SENTINEL_MISUSE_WAREHOUSE_PSEUDONYM_KEY" not in str(environment) or name == "worker"
+    init = interpolated["services"]["init"]["environment"]
+    # Airflow's own `warehouse` connection, read by Airflow's parser, is the admin's, as the pipeline requires
+    admin = _login("WAREHOUSE_URL", init["WAREHOUSE_URL"])
+    assert _login("AIRFLOW_CONN_WAREHOUSE", init["AIRFLOW_CONN_WAREHOUSE"]) == admin
 
 
 def test_workers_scale(compose) -> None:  # noqa: ANN001

@@ -166,3 +166,22 @@ def test_kill_plan_never_kills_a_try_that_may_not_retry(tmp_path: Path) -> None:
         assert kill is not None and kill.worker == "worker-a"
     finally:
         supervisor.stop_all()
+
+
+def test_the_rig_hands_out_warehouse_logins_and_the_key_as_docker_does() -> None:
+    """init alone has the admin login, workers the step logins and the key, the dag-processor the transformer's."""
+    from misuse_warehouse import connection_string, settings
+
+    admin = "postgresql://postgres:admin-password@127.0.0.1:5432/warehouse"
+    given = distributed.service_environments(admin)
+    assert set(given["init"]) == {settings.WAREHOUSE_URL_ENV, settings.LOADER_URL_ENV, settings.TRANSFORMER_URL_ENV}
+    assert set(given["worker"]) == {settings.LOADER_URL_ENV, settings.TRANSFORMER_URL_ENV, settings.PSEUDONYM_KEY_ENV}
+    assert set(given["dag-processor"]) == {settings.TRANSFORMER_URL_ENV}
+    assert given["other"] == {}
+    for name in (settings.LOADER_URL_ENV, settings.TRANSFORMER_URL_ENV):
+        assert given["worker"][name] == given["init"][name], "init creates the logins the workers use"
+    users = {connection_string.parse(given["worker"][n])["user"] for n in distributed.STEP_LOGINS_ENVS}
+    assert users == set(distributed.STEP_LOGINS.values())
+    assert len(given["worker"][settings.PSEUDONYM_KEY_ENV].encode()) >= 32
+    common = distributed._airflow_env(Path("/tmp/rig"), "postgresql://m@h/airflow", "redis://h/0", 8080, "http://p")
+    assert not {settings.WAREHOUSE_URL_ENV, settings.PSEUDONYM_KEY_ENV, *distributed.STEP_LOGINS_ENVS} & set(common)

@@ -52,13 +52,20 @@ def migrate(
 ) -> None:
     """Upgrade the warehouse schema to the head revision, then roles and grants (a deployment's init runs it).
 
-    Every DAG run does the same in its `prepare` task; two at once wait for each other's lock.
+    Every DAG run does the same in its `prepare` task where it has the admin login; two at once wait
+    for each other's lock. With the step logins only (a Docker worker) it refuses, naming the setting.
     """
-    from misuse_warehouse import migrations, roles, warehouse
+    from misuse_warehouse import migrations, roles, settings, warehouse
 
     if new_revision:
         console.print(f"new revision: {migrations.new_revision(new_revision)}")
         return
+    if not show and not warehouse.has_admin_login():
+        console.print(
+            f"[red]migrate needs the warehouse's admin login: set {settings.WAREHOUSE_URL_ENV} "
+            "(Docker: `docker compose run --rm init`); this process has the step logins only[/]"
+        )
+        raise typer.Exit(2)
     with warehouse.connect() as conn:
         if show:
             state = migrations.revisions(conn)
@@ -247,8 +254,7 @@ def rekey(
     if not yes:
         console.print("[red]re-keying rewrites every raw person_key with the current secret: add --yes[/]")
         raise typer.Exit(2)
-    with warehouse.connect() as conn:
-        migrations.migrate(conn)
+    migrations.ensure_current()  # on a worker with the step logins only (Docker), a check
     with warehouse.connect(role=roles.LOADER) as conn:
         summary = rekeying.rekey(conn, key)
     done = Table("raw table", "rows re-keyed", "purged rows mapped", "purged rows unmatched", title="Re-keyed")

@@ -20,6 +20,12 @@ The test fails unless both months publish, any try the killed worker ran is retr
 survivor, the stranded task runs there as the same try within the broker's redelivery time, and the
 second month takes at most MAX_EXTRA_SECONDS longer than the first.
 
+The warehouse's logins are Docker's (docker/docker-compose.yml): a one-shot `misuse-warehouse migrate`
+with the admin login creates `misuse_loader` and `misuse_transformer` from their URLs, as the `init`
+service does; the workers then get those two logins and the pseudonymisation key only, the
+dag-processor the transformer's login, and the api-server, scheduler and triggerer no warehouse login
+and no key (`service_environments`).
+
 Everything started here is stopped by its process group (or `pg_ctl` for the Postgres clusters),
 also on failure, SIGTERM or Ctrl-C. State and every process's log stay in `.local/distributed/`.
 """
@@ -48,7 +54,7 @@ from typing import Any
 
 import psycopg
 
-from misuse_warehouse import faults, redelivery, settings, writer_lease
+from misuse_warehouse import connection_string, faults, redelivery, settings, writer_lease
 from misuse_warehouse.embedded_pg import EmbeddedPostgres
 from misuse_warehouse.hostname import WORKER_NAME_ENV
 from misuse_warehouse.ports import free_port
@@ -236,8 +242,37 @@ def _clean_home(home: Path) -> None:
         (home / folder).mkdir(parents=True, exist_ok=True)
 
 
-def _airflow_env(home: Path, metadata_url: str, broker_url: str, warehouse_url: str, api_port: int, police_url: str):
-    """One environment for every Airflow process: what a deployment puts in its `.env`."""
+STEP_LOGINS = {"loader": "misuse_loader", "transformer": "misuse_transformer"}
+"""The workers' warehouse logins by group role, as docker/docker-compose.yml names them."""
+STEP_LOGINS_ENVS = (settings.LOADER_URL_ENV, settings.TRANSFORMER_URL_ENV)
+
+
+def service_environments(warehouse_url: str) -> dict[str, dict[str, str]]:
+    """The warehouse settings each kind of process gets, on top of the common Airflow environment.
+
+    As docker/docker-compose.yml gives them: the admin login to `init` only, the step logins
+    (fresh passwords each run) to the workers and the transformer's to the dag-processor, the
+    pseudonymisation key to the workers only.
+    """
+    step_urls = {
+        settings.LOADER_URL_ENV: connection_string.replaced(
+            warehouse_url, user=STEP_LOGINS["loader"], password=secrets.token_hex(16)
+        ),
+        settings.TRANSFORMER_URL_ENV: connection_string.replaced(
+            warehouse_url, user=STEP_LOGINS["transformer"], password=secrets.token_hex(16)
+        ),
+    }
+    return {
+        "init": {settings.WAREHOUSE_URL_ENV: warehouse_url, **step_urls},
+        "worker": {**step_urls, settings.PSEUDONYM_KEY_ENV: secrets.token_hex(32)},
+        "dag-processor": {settings.TRANSFORMER_URL_ENV: step_urls[settings.TRANSFORMER_URL_ENV]},
+        "other": {},
+    }
+
+
+def _airflow_env(home: Path, metadata_url: str, broker_url: str, api_port: int, police_url: str):
+    """The environment every Airflow process shares: what a deployment puts in its `.env`, minus the
+    warehouse logins and the pseudonymisation key, which `service_environments` hands out per service."""
     from misuse_warehouse import police
 
     inherited = {
@@ -255,8 +290,6 @@ def _airflow_env(home: Path, metadata_url: str, broker_url: str, warehouse_url: 
         "MISUSE_WAREHOUSE_LANDING": str(home / "landing"),
         "MISUSE_WAREHOUSE_QUARANTINE": str(home / "quarantine"),
         "MISUSE_WAREHOUSE_ARCHIVE": str(home / "archive"),
-        settings.WAREHOUSE_URL_ENV: warehouse_url,
-        settings.PSEUDONYM_KEY_ENV: secrets.token_hex(32),
         police.BASE_URL_ENV: police_url,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
         "GX_ANALYTICS_ENABLED": "False",
@@ -303,6 +336,17 @@ def _airflow(env: dict[str, str], log: Path, *args: str) -> str:
     if result.returncode:
         raise Failed(f"airflow {args[0]} {args[1] if len(args) > 1 else ''} failed ({result.returncode}); see {log}")
     return result.stdout
+
+
+def _init_warehouse(env: dict[str, str], log: Path) -> None:
+    """`misuse-warehouse migrate` with the admin login and the step URLs: the Docker `init` service's step."""
+    result = subprocess.run(
+        [str(BIN / "misuse-warehouse"), "migrate"], env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL
+    )
+    with log.open("a") as out:
+        out.write(f"$ misuse-warehouse migrate\n{result.stdout}{result.stderr}\n")
+    if result.returncode:
+        raise Failed(f"misuse-warehouse migrate failed ({result.returncode}); see {log}")
 
 
 class RestApi:
@@ -672,12 +716,15 @@ def run(home: Path, month: str, supervisor: Supervisor, cleanups: list[Callable[
     api_port = free_port()
     password = secrets.token_urlsafe(16)
     (home / "airflow" / "passwords.json").write_text(json.dumps({API_USER: password}))
-    env = _airflow_env(home, metadata_url, f"redis://127.0.0.1:{redis_port}/0", warehouse_url, api_port, police_url)
+    env = _airflow_env(home, metadata_url, f"redis://127.0.0.1:{redis_port}/0", api_port, police_url)
+    logins = service_environments(warehouse_url)
     cli_log = home / "logs" / "airflow-cli.log"
     started = time.monotonic()
     _airflow(env, cli_log, "db", "migrate")
     _airflow(env, cli_log, "pools", "set", writer_lease.WRITER_POOL, "1", writer_lease.WRITER_POOL_DESCRIPTION)
     say(f"airflow db migrate on Postgres: {time.monotonic() - started:.0f} s")
+    _init_warehouse(env | logins["init"], cli_log)
+    say(f"warehouse migrated as init does; workers log in as {' and '.join(STEP_LOGINS.values())}")
 
     airflow = str(BIN / "airflow")
     supervisor.start(
@@ -688,16 +735,20 @@ def run(home: Path, month: str, supervisor: Supervisor, cleanups: list[Callable[
         "api-server (execution API)", lambda: urllib.request.urlopen(health, timeout=2).status == 200, 180, supervisor
     )
     supervisor.start("scheduler", [airflow, "scheduler"], env)
-    supervisor.start("dag-processor", [airflow, "dag-processor"], env)
+    supervisor.start("dag-processor", [airflow, "dag-processor"], env | logins["dag-processor"])
     trigger_env = env | {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
     supervisor.start("triggerer", [airflow, "triggerer"], trigger_env)
     for worker in WORKERS:
-        worker_env = env | {
-            WORKER_NAME_ENV: worker,
-            "AIRFLOW__CORE__HOSTNAME_CALLABLE": "misuse_warehouse.hostname.worker_hostname",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            faults.HOLD_ENV: faults.WORKER_RECEIVED,  # parks a task only when armed (KillPlan)
-        }
+        worker_env = (
+            env
+            | logins["worker"]
+            | {
+                WORKER_NAME_ENV: worker,
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "misuse_warehouse.hostname.worker_hostname",
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                faults.HOLD_ENV: faults.WORKER_RECEIVED,  # parks a task only when armed (KillPlan)
+            }
+        )
         argv = [airflow, "celery", "worker", "--celery-hostname", f"{worker}@%h", "--queues", "default",
                 "--concurrency", "2"]  # fmt: skip
         supervisor.start(worker, argv, worker_env)

@@ -173,9 +173,10 @@ def look(run_state: Callable[[str], str | None], root: Path | None = None) -> di
     from misuse_warehouse.contracts import all_contracts
 
     root = root or settings.landing_dir()
-    with warehouse.connect(autocommit=True) as conn:
-        if conn.execute("select to_regclass('ops.landing_files')").fetchone()[0] is None:
-            migrations.migrate(conn)
+    with warehouse.connect(autocommit=True, role=roles.LOADER) as conn:
+        migrated = conn.execute("select to_regclass('ops.landing_files')").fetchone()[0] is not None
+    if not migrated:
+        migrations.ensure_current()
     files, settling = landed(root, all_contracts(), time.time())
     if settling:
         log.info("landing: %d file(s) still being written, left for the next look", len(settling))

@@ -168,9 +168,50 @@ def migrate(conn: psycopg.Connection, target: str = "head", config: Config | Non
         for table in RETIRED_TABLES:
             conn.execute(sql.SQL("drop table if exists {}").format(sql.Identifier(*table.split("."))))
         roles.ensure_roles(conn, groups)
+        roles.ensure_logins(conn, step_logins())
         roles.secure_zones(conn, {c.table: c.plain_attributor for c in contracts if c.plain_attributor}, groups)
         roles.limit_reader_sessions(conn)
+        roles.let_transformer_act_as_readers(conn)
     return _between(ScriptDirectory.from_config(config), before, after)
+
+
+def step_logins() -> list[roles.Login]:
+    """The loader's and transformer's own logins, from their URLs where this process was given them (init)."""
+    from misuse_warehouse import warehouse
+
+    logins = []
+    for role in warehouse.LOGIN_URL_ENVS:
+        params = warehouse.login_params(role)
+        if params is None:
+            continue
+        if not params.get("user") or not params.get("password"):
+            raise SchemaError(f"{warehouse.LOGIN_URL_ENVS[role]} must name a user and a password to create the login")
+        logins.append(roles.Login(params["user"], params["password"], role))
+    return logins
+
+
+def ensure_current() -> tuple[str, ...]:
+    """What a DAG's first task does with the schema: migrate it, or, without the admin login, check it.
+
+    With the admin login (the embedded demo, the tests, a one-login install) this is `migrate()`.
+    A worker given only the loader's and transformer's logins (Docker) may not change the schema or
+    grants: it checks the warehouse is at head and stops the run otherwise, naming the command that
+    migrates (the init service runs it at every `docker compose up`).
+    """
+    from misuse_warehouse import warehouse
+
+    if warehouse.has_admin_login():
+        with warehouse.connect() as conn:
+            return migrate(conn)
+    with warehouse.connect(role=roles.TRANSFORMER) as conn:
+        state = revisions(conn)
+    if state.pending:
+        raise SchemaError(
+            f"the warehouse is at revision {state.current or 'none'}, this code needs {state.head}; "
+            "this worker has no admin login to migrate with: run `misuse-warehouse migrate` with "
+            "WAREHOUSE_URL set to the admin login (Docker: `docker compose run --rm init`)"
+        )
+    return ()
 
 
 def new_revision(message: str, config: Config | None = None) -> Path:

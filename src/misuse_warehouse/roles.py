@@ -11,6 +11,11 @@ All of them are group roles (NOLOGIN). People and tools log in as their own user
   row-level security to the rows of its group's areas in every published table with an area.
 - `public_health` reads the person-level marts (`marts_person`) as well as the aggregates.
 
+Where the deployment gives the pipeline's steps logins of their own (`MISUSE_WAREHOUSE_LOADER_URL`,
+`MISUSE_WAREHOUSE_TRANSFORMER_URL`), the migration creates those logins from the URLs (`ensure_logins`):
+not superusers, members of `loader` or `transformer` only, so a `RESET ROLE` in a dbt model or a
+load gets back to the same privileges, never to the admin's.
+
 Row-level security finds an analyst's areas from role membership of `current_user` (ops.analyst_areas
 through `ops.analyst_area_codes`), never from a setting a session could change.
 """
@@ -155,6 +160,76 @@ def ensure_roles(conn: psycopg.Connection, groups: AnalystGroups) -> None:
                 conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(role), sql.Identifier(me)))
 
 
+@dataclass(frozen=True)
+class Login:
+    """A pipeline step's own login: user and password as its URL gives them, and the one group role it joins."""
+
+    user: str
+    password: str
+    role: str
+
+
+LOGIN_ATTRIBUTES = "login nosuperuser nocreatedb nocreaterole noreplication nobypassrls inherit"
+"""What a step's login may do beyond its group role: nothing. INHERIT so a RESET ROLE keeps (only) the role's grants."""
+
+
+def ensure_logins(conn: psycopg.Connection, logins: list[Login]) -> list[str]:
+    """Create or bring in line the pipeline steps' own logins; returns the users created or changed.
+
+    Run by the admin login at every migration (Docker: the init service), so the passwords in the
+    deployment's secrets are the ones in force after a rotation, and a login someone widened by hand
+    (superuser, another role) is put back. A login whose user is the admin's own (one URL for all) is
+    skipped: there is nothing to separate. Refuses when two roles would share a login.
+    """
+    users = [login.user for login in logins]
+    if len(set(users)) != len(users):
+        raise ValueError(f"the loader and transformer logins must be different users (got {', '.join(users)})")
+    me = conn.execute("select current_user").fetchone()[0]
+    changed: list[str] = []
+    for login in logins:
+        if login.user == me:
+            log.warning("%s's login is the admin login %s: it relies on SET ROLE alone", login.role, me)
+            continue
+        try:
+            with conn.transaction():  # a savepoint: an admin without CREATEROLE leaves the rest of the migration
+                _ensure_login(conn, login)
+        except psycopg.errors.InsufficientPrivilege:
+            log.warning(
+                "login %s for role %s not created or checked: %s may not manage roles. Ask a DBA to run: "
+                "create role %s %s password '...'; grant %s to %s",
+                login.user, login.role, me, login.user, LOGIN_ATTRIBUTES, login.role, login.user,
+            )  # fmt: skip
+            continue
+        changed.append(login.user)
+    return changed
+
+
+def _ensure_login(conn: psycopg.Connection, login: Login) -> None:
+    """One login as `ensure_logins` wants it: its attributes, its password, its one role."""
+    user = sql.Identifier(login.user)
+    exists = conn.execute("select 1 from pg_roles where rolname = %s", (login.user,)).fetchone()
+    verb = "alter" if exists else "create"
+    conn.execute(
+        sql.SQL("{} role {} with " + LOGIN_ATTRIBUTES + " password {}").format(
+            sql.SQL(verb), user, sql.Literal(login.password)
+        )
+    )
+    # memberships other than its own role are revoked: a login in `misuse_owner` or `loader` too
+    # would read what its step must not
+    others = [
+        r[0]
+        for r in conn.execute(
+            """select parent.rolname from pg_auth_members m
+               join pg_roles parent on parent.oid = m.roleid
+               where m.member = (select oid from pg_roles where rolname = %s) and parent.rolname <> %s""",
+            (login.user, login.role),
+        )
+    ]
+    for other in others:
+        conn.execute(sql.SQL("revoke {} from {}").format(sql.Identifier(other), user))
+    conn.execute(sql.SQL("grant {} to {}").format(sql.Identifier(login.role), user))
+
+
 def secure_zones(
     conn: psycopg.Connection, attributor_columns: dict[str, tuple[str, ...]], groups: AnalystGroups
 ) -> None:
@@ -187,6 +262,14 @@ def secure_zones(
         ("grant select on ops.key_rotations to {}", (TRANSFORMER,)),
         # run observability: every task records itself, as whichever role it runs as
         ("grant select, insert on ops.task_runs, ops.gate_results to {}, {}", (LOADER, TRANSFORMER)),
+        # with logins of their own (no admin on the workers) both take the writer lease and check the
+        # schema is at head before a run (migrations.ensure_current)
+        ("grant select, insert, update on ops.writer_leases to {}, {}", (LOADER, TRANSFORMER)),
+        ("grant usage on all sequences in schema ops to {}, {}", (LOADER, TRANSFORMER)),
+        ("grant select on ops.alembic_version to {}, {}", (LOADER, TRANSFORMER)),
+        # the run's report (per-layer row counts, rewritten per run) and the disclosure audit's reader list
+        ("grant select, insert, delete on ops.layer_rows to {}", (TRANSFORMER,)),
+        ("grant select on ops.analyst_areas to {}", (TRANSFORMER,)),
         ("grant select, insert, update on ops.submission_status to {}", (TRANSFORMER,)),
         # late-feed alerts claimed by the deadline check, given back by its notifier (misuse_warehouse.alerts)
         ("grant select, insert, update, delete on ops.late_feed_alerts to {}", (TRANSFORMER,)),
@@ -223,6 +306,54 @@ def secure_zones(
                 sql.SQL(", ").join(map(sql.Identifier, columns)), target, sql.Identifier(TRANSFORMER)
             )
         )
+
+
+def let_transformer_act_as_readers(conn: psycopg.Connection) -> list[str]:
+    """Let `transformer` SET ROLE to every reader role and reader login, without inheriting their rights.
+
+    The mart gate reads the next marts as each reader (disclosure_audit) and publication recreates
+    analysts' views as their owners (publish). A superuser login could do both; the transformer's own
+    login (Docker) can only through these memberships, `WITH INHERIT FALSE, SET TRUE` (PostgreSQL 16+):
+    the transformer's own queries get nothing from them, and every reader's rights are a subset of what
+    the transformer, owner of the marts, already has. Logins made after this migration are covered by
+    the next one (docs/operations.md, "Warehouse logins"). Returns the roles newly granted.
+    """
+    targets = [
+        r[0]
+        for r in conn.execute(
+            """select r.rolname from pg_roles r
+               where r.rolname <> all(%s::text[]) and not r.rolsuper
+                 and (r.rolname = any(%s::text[])
+                      or r.rolname like 'analyst\\_%%'
+                      or (r.rolcanlogin and exists (
+                              select 1 from unnest(%s::text[]) reader where pg_has_role(r.oid, reader, 'member'))
+                          and not exists (
+                              select 1 from unnest(%s::text[]) own where pg_has_role(r.oid, own, 'member'))))
+                 and not exists (
+                     select 1 from pg_auth_members m
+                     where m.roleid = r.oid and m.member = (select oid from pg_roles where rolname = %s)
+                       and m.set_option)
+               order by 1""",
+            (list(PIPELINE_ROLES), list(READER_ROLES), list(READER_ROLES), list(PIPELINE_ROLES), TRANSFORMER),
+        )
+    ]
+    granted: list[str] = []
+    for role in targets:
+        try:
+            with conn.transaction():
+                conn.execute(
+                    sql.SQL("grant {} to {} with inherit false, set true").format(
+                        sql.Identifier(role), sql.Identifier(TRANSFORMER)
+                    )
+                )
+            granted.append(role)
+        except psycopg.errors.InsufficientPrivilege:
+            log.warning(
+                "transformer may not act as %s (this login may not grant it): the mart gate or publication "
+                "fails for it unless a DBA runs: grant %s to %s with inherit false, set true",
+                role, role, TRANSFORMER,
+            )  # fmt: skip
+    return granted
 
 
 # A reader's transaction left open (a BI tool's session idle in a transaction) is ended after this: it
