@@ -102,8 +102,14 @@ def _drop(landing: Path, relative: str, content: bytes) -> Path:
     return path
 
 
+def _gx_results() -> tuple[Path, Path]:
+    """GX's stored validation results and their Data Docs pages."""
+    uncommitted = settings.gx_dir() / "gx" / "uncommitted"
+    return uncommitted / "validations", uncommitted / "data_docs" / "local_site" / "validations"
+
+
 def _gx_files_of(run_name: str) -> list[Path]:
-    return [p for folder in settings.gx_results_dirs() for p in folder.rglob("*") if p.is_file() and run_name in str(p)]
+    return [p for folder in _gx_results() for p in folder.rglob("*") if p.is_file() and run_name in str(p)]
 
 
 def test_gx_names_failing_rows_by_line_and_keeps_no_personal_value(landing: Path) -> None:
@@ -134,7 +140,7 @@ def fresh_home(warehouse_url: str) -> Path:
     import shutil
 
     Pipeline(warehouse_url).reset()
-    for folder in (settings.reports_dir(), settings.landing_dir(), *settings.gx_results_dirs()):
+    for folder in (settings.reports_dir(), settings.landing_dir(), *_gx_results()):
         shutil.rmtree(folder, ignore_errors=True)
     pipeline.prepare()
     return settings.home()
@@ -159,7 +165,6 @@ def test_the_bad_file_corpus_leaves_no_plain_attributor_under_the_home(
     gate.build_data_docs(RUN_ID)
 
     assert {o["status"] for o in outcomes} >= {"loaded", "refused"}
-    assert not [p for p in landing.rglob("*") if p.is_file()], "landing keeps no file the pipeline took"
     # kept as received, under retention: raw (the database), the archive, and each quarantined file itself
     received = {settings.home() / "pg", settings.archive_dir()}
     received |= {settings.quarantine_dir() / relative for _, relative, _ in sent}
@@ -169,6 +174,7 @@ def test_the_bad_file_corpus_leaves_no_plain_attributor_under_the_home(
     received |= {settings.gx_dir() / "gx" / "uncommitted" / "data_docs" / "local_site" / "static"}  # GX's own
     received |= {settings.home() / "airflow" / name for name in ("airflow.db", "airflow.cfg")}  # Airflow's database
     assert _found_in(settings.home(), values, received) == {}
+    assert not [p for p in landing.rglob("*") if p.is_file()], "landing keeps no file the pipeline took"
     returned = json.dumps(outcomes)  # what the ingest task hands Airflow as its XCom
     for value in values:
         assert not _token(value).search(returned.encode()), value
@@ -256,7 +262,7 @@ def test_retention_purges_gx_results_data_docs_and_reports_of_files_loaded_with_
     # a home of its own: the second purge below takes everything it holds
     monkeypatch.setenv("MISUSE_WAREHOUSE_HOME", str(tmp_path))
     long_ago, recently = datetime(2020, 1, 1, tzinfo=UTC).timestamp(), time.time()
-    results, pages = settings.gx_results_dirs()
+    results, pages = _gx_results()
     reports = settings.reports_dir() / "treatment" / "2020-01"
     old: list[Path] = [
         _aged(results / "raw_treatment" / "old-run" / "20200101T000000Z" / "batch.json", "{}", long_ago),
@@ -288,4 +294,5 @@ def test_the_retention_dag_covers_every_folder_that_can_hold_a_plain_attributor(
     targets: dict[str, Any] = {target: folder for target, folder, _ in retention.purge_targets()}
     assert set(targets) == {"archive", "quarantine", "reports", "gx_validations", "gx_data_docs", "landing"}
     assert targets["landing"] == settings.landing_dir()
-    assert set(settings.gx_results_dirs()) <= set(targets.values())
+    assert set(_gx_results()) <= set(targets.values())
+    assert set(settings.gx_results_dirs()) == set(_gx_results())
