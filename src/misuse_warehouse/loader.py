@@ -409,7 +409,7 @@ def archive(path: Path, sha256: str, received_at: datetime | None = None) -> Pat
     folder = settings.archive_dir() / path.parent.parent.name / path.parent.name
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{sha256[:16]}_{path.name}"
-    if not target.exists():  # move then rename: a crash never leaves a half-copied archive file
+    if not target.exists():  # copy, rename, then drop from landing: a crash never leaves a half-copied archive file
         partial = target.with_name(f".{target.name}.partial")
         shutil.copy2(path, partial)
         settings.make_private(partial)  # copy2 keeps the sender's mode
