@@ -85,14 +85,18 @@ def one_big_file(files: list[Path], folder: Path, month: str) -> Path:
     return target
 
 
+def _landed(month: str) -> tuple[list[Path], list[Path]]:
+    """A fresh landing copy of the national month: (every file, the treatment files)."""
+    landing = harness.landed("national", harness.all_areas(), [month])
+    return harness.feed_files(landing, month), harness.feed_files(landing, month, ("treatment",))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--month", default="2025-04")
     args = parser.parse_args()
 
-    landing = harness.simulated("national", harness.all_areas(), [args.month])
-    files = harness.feed_files(landing, args.month)
-    treatment = harness.feed_files(landing, args.month, ("treatment",))
+    files, treatment = _landed(args.month)
     load_before = harness.load_average()
     with harness.throwaway_home("memory"), tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp_name:
         from misuse_warehouse import warehouse
@@ -103,8 +107,10 @@ def main() -> None:
         baseline_gx = child("ingest", [], tmp)
         all_files = child("loader", files, tmp)
         fresh_tables()
+        files, treatment = _landed(args.month)  # the loader moved what it took into the archive
         ingest = child("ingest", treatment, tmp)
         fresh_tables()
+        files, treatment = _landed(args.month)
         big = one_big_file(treatment, tmp / "big", args.month)
         stress = child("loader", [big], tmp)
         with warehouse.connect() as conn:

@@ -163,6 +163,35 @@ def simulated(label: str, areas: list[str] | tuple[str, ...], months: list[str])
     return folder
 
 
+def landed(label: str, areas: list[str] | tuple[str, ...], months: list[str]) -> Path:
+    """A landing folder of its own holding the cached simulation (`simulated`), for a benchmark to load.
+
+    The loader moves what it takes out of landing, so loading from the cache itself would empty it.
+    """
+    import shutil
+
+    cached = simulated(label, areas, months)
+    landing = cached.with_name(f"{cached.name}.landing")
+    shutil.rmtree(landing, ignore_errors=True)
+    shutil.copytree(cached, landing, ignore=shutil.ignore_patterns(".complete"))
+    return landing
+
+
+def relanded(files: list[Path], landing: Path) -> list[Path]:
+    """Copies of `files` (in `<feed>/<month>/` folders) in a fresh `landing`, in their order: the loader
+    moves what it loads out of landing, so a cached simulation is loaded from copies."""
+    import shutil
+
+    shutil.rmtree(landing, ignore_errors=True)
+    copies = []
+    for path in files:
+        copy = landing / path.parent.parent.name / path.parent.name / path.name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, copy)
+        copies.append(copy)
+    return copies
+
+
 def feed_files(landing: Path, month: str, feeds: tuple[str, ...] | None = None) -> list[Path]:
     return sorted(
         p for p in landing.glob(f"*/{month}/*.csv") if p.is_file() and (feeds is None or p.parent.parent.name in feeds)

@@ -1,4 +1,7 @@
-"""Retention: monthly, blank the plain attributor in raw rows and delete landing files past the retention.
+"""Retention: monthly, blank the plain attributor in raw rows and delete kept files past the retention.
+
+Kept files: archived and quarantined landing files, validation reports, GX's stored validation
+results and Data Docs pages, and files left in landing (misuse_warehouse.retention.purge_targets).
 
 The retention (MISUSE_WAREHOUSE_RETENTION_MONTHS, default 24, or the `retention_months` param) counts
 from when a file was received; the reference date is the run's logical date. Rows keep `person_key`.

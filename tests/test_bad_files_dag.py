@@ -1,16 +1,21 @@
 """A handful of the bad-file corpus beside good files, through the real monthly DAG (two runs).
 
-The first run publishes the good files; the second finds the same good files (unchanged bytes)
-and bad ones of several feeds beside them: the bad ones are refused and quarantined with their
-reports, the run ends failed naming them, and the published marts are exactly as before.
+The first run publishes the good files (which leave landing for the archive); the second finds
+the same good files sent again (unchanged bytes) and bad ones of several feeds beside them: the bad
+ones are refused and quarantined with their reports, the run ends failed naming them, and the
+published marts are exactly as before. Neither the run's XComs nor its log hold the personal data
+of the hostile file.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
+import pytest
 from bad_files import make_corpus
 
 from misuse_warehouse import settings
@@ -35,19 +40,25 @@ def _drop(landing: Path, kind: make_corpus.Kind) -> Path:
     return path
 
 
-def test_bad_files_are_refused_by_the_dag_and_the_marts_stay_as_they_were(pipeline: Any, tmp_path: Path) -> None:
+def test_bad_files_are_refused_by_the_dag_and_the_marts_stay_as_they_were(
+    pipeline: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     pipeline.reset()
     shutil.rmtree(settings.reports_dir(), ignore_errors=True)
     landing = tmp_path / "landing"
     for kind in make_corpus.baseline_kinds():
         _drop(landing, kind)
     pipeline.run_month(landing, MONTH)
+    assert not [p for p in landing.rglob("*") if p.is_file()], "loaded files moved into the archive"
+    for kind in make_corpus.baseline_kinds():  # sent again
+        _drop(landing, kind)
     before = pipeline.checksums()
     assert before.get("kpi_monthly"), "the good files published"
     loaded = pipeline.query("select submission_id from raw.submissions where status = 'loaded' order by 1")
 
     kinds = {k.name: k for k in make_corpus.refused_kinds()}
     bad = {_drop(landing, kinds[name]).name: kinds[name].code for name in HANDFUL}
+    caplog.set_level(logging.DEBUG)
     result = pipeline.run_month(landing, MONTH, expect_success=False)
 
     assert result.state == "failed" and result.task_states["report"] == "failed"
@@ -67,3 +78,22 @@ def test_bad_files_are_refused_by_the_dag_and_the_marts_stay_as_they_were(pipeli
     hostile = next(n for n in bad if bad[n] == "rules_broken")
     report = (settings.quarantine_dir() / "treatment" / MONTH / f"{hostile}.report.csv").read_text()
     assert "client_initials_two_letters" in report and "Q7" not in report and "2019-07-23" not in report
+    assert not [p for p in landing.rglob("*") if p.is_file()], "landing keeps no file the run took"
+
+    # what Airflow keeps of the run: its XComs and its tasks' log lines
+    xcoms = _xcom_text(result.run_id)
+    assert "client_initials_two_letters" in xcoms or "rules_broken" in xcoms, "the ingest outcomes are there"
+    logged = caplog.text
+    assert "REFUSED" in logged
+    for personal in ("Q7", "2019-07-23"):
+        assert personal not in xcoms and personal not in logged
+
+
+def _xcom_text(run_id: str) -> str:
+    """Every XCom value of one run, as stored."""
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        values = session.query(XComModel.value).filter(XComModel.run_id == run_id).all()
+    return "\n".join(json.dumps(value, default=str) for (value,) in values)

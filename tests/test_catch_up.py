@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -60,9 +61,13 @@ def ingested_files(pipeline, run_id: str) -> set[str]:  # noqa: ANN001
     }
 
 
-def test_a_catch_up_run_publishes_what_monthly_runs_publish(pipeline, landing: Path) -> None:  # noqa: ANN001
-    write_feeds(landing, [AREA], MONTHS, seed=11)
+def test_a_catch_up_run_publishes_what_monthly_runs_publish(pipeline, landing: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    sent = (
+        tmp_path / "sent"
+    )  # what the senders sent: landed afresh for each way of running it (taken files leave landing)
+    write_feeds(sent, [AREA], MONTHS, seed=11)
     pipeline.reset()
+    shutil.copytree(sent, landing, dirs_exist_ok=True)
     for month in MONTHS[:2]:
         pipeline.run_month(landing, month)
     monthly = set(pipeline.query(FIGURES))
@@ -70,18 +75,19 @@ def test_a_catch_up_run_publishes_what_monthly_runs_publish(pipeline, landing: P
     assert {row[1].strftime("%Y-%m") for row in monthly} == set(MONTHS[:2])
 
     pipeline.reset()
+    shutil.rmtree(landing)
+    shutil.copytree(sent, landing)
+    backlog = {Path(p).name for month in MONTHS[:2] for p in monthly_pipeline.discover(str(landing), month)}
     caught_up = pipeline.run_month(landing, MONTHS[1], catch_up_from=MONTHS[0])
     assert set(pipeline.query(FIGURES)) == monthly
     assert pipeline.query("select count(*) from raw.submissions where status = 'loaded'") == monthly_loaded
     assert pipeline.query("select count(*) from ops.publications") == [(1,)], "one build, one publication"
-    backlog = {Path(p).name for month in MONTHS[:2] for p in monthly_pipeline.discover(str(landing), month)}
     assert ingested_files(pipeline, caught_up.run_id) == backlog
 
     # the next run is a monthly one again: its own month's files only (dag.test keeps a DAG's last params)
+    own = {Path(p).name for p in monthly_pipeline.discover(str(landing), MONTHS[2])}
     after = pipeline.run_month(landing, MONTHS[2])
-    assert ingested_files(pipeline, after.run_id) == {
-        Path(p).name for p in monthly_pipeline.discover(str(landing), MONTHS[2])
-    }
+    assert ingested_files(pipeline, after.run_id) == own
 
 
 def test_the_demo_catches_up_its_history_then_runs_the_last_months_alone() -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 from pathlib import Path
 from typing import Any
 
@@ -578,8 +577,20 @@ def purged(governed: Any, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     old_file = write_treatment_file(landing, "P0001", OLD_MONTH, old_rows)
     refused = old_file.with_name("treatment_P0001_2022-03 (copy).csv")
     refused.write_text(old_file.read_text())
-    for path in (old_file, refused):
-        os.utime(path, (RECEIVED_LONG_AGO, RECEIVED_LONG_AGO))
+    with warehouse.connect(autocommit=True) as conn:  # the landing watch first saw them long ago
+        for path in (old_file, refused):
+            conn.execute(
+                """insert into ops.landing_files (landing_path, feed, reporting_month, file_bytes, modified_ns,
+                       file_sha256, first_seen_at)
+                   values (%s, 'treatment', %s, %s, 0, %s, to_timestamp(%s))""",
+                (
+                    path.name,
+                    f"{OLD_MONTH}-01",
+                    path.stat().st_size,
+                    hashlib.sha256(path.read_bytes()).hexdigest(),
+                    RECEIVED_LONG_AGO,
+                ),
+            )
     with pytest.MonkeyPatch.context() as patch:  # the key the month was loaded with
         patch.setenv(settings.PSEUDONYM_KEY_ENV, BACKEND_SECRET)
         outcomes = [tasks.ingest(str(p), "old-run") for p in (old_file, refused)]

@@ -15,7 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from misuse_warehouse import orchestration
+from misuse_warehouse import orchestration, settings
 from misuse_warehouse import pipeline as monthly_pipeline
 from misuse_warehouse.simulate import write_feeds
 
@@ -277,8 +277,10 @@ def test_a_key_rotation_or_an_old_resubmission_rebuilds_every_month(
     assert built == full_refresh_rows(url, tmp_path)
 
     # a corrected file for the latest month: the months from its S-11 are recomputed
-    latest_file = sorted((landing / "treatment" / MONTHS[-1]).glob("*.csv"))[0]
-    corrected = tmp_path / "landing" / "treatment" / MONTHS[-1] / latest_file.name
+    # the month's first file as sent, from the archive (a loaded file leaves landing): <sha16>_<name>
+    archived = (settings.archive_dir() / "treatment" / MONTHS[-1]).glob("*.csv")
+    latest_file = sorted(archived, key=lambda p: p.name.split("_", 1)[1])[0]
+    corrected = tmp_path / "landing" / "treatment" / MONTHS[-1] / latest_file.name.split("_", 1)[1]
     corrected.parent.mkdir(parents=True)
     header, first_row, *rest = latest_file.read_text().splitlines(keepends=True)
     fields = first_row.split(",")

@@ -51,10 +51,12 @@ def test_what_counts_as_new(db: psycopg.Connection, landing: Path) -> None:
     assert _look(db, landing, "running") == []
     assert _look(db, landing, "failed") == [march.name, april.name]  # it ended without taking them
 
+    sent = march.read_bytes()
     loader.load(db, read_file(march), "test-run")
+    assert not march.exists(), "a loaded file leaves landing"
     assert _look(db, landing, "success") == [april.name]
     copy = march.with_name("treatment_P0001_2025-03_again.csv")
-    copy.write_bytes(march.read_bytes())
+    copy.write_bytes(sent)
     _settle(copy)
     assert _look(db, landing, "success") == [april.name]  # the same bytes again are not new
 

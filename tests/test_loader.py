@@ -25,6 +25,7 @@ def test_load_copies_rows_with_pseudonym_and_audit(db: psycopg.Connection, landi
     path = write_treatment_file(
         landing, "P0001", "2025-03", [treatment_row(), treatment_row(episode_id="E2", client_initials="xx")]
     )
+    sent = path.read_bytes()
     outcome = _load(db, path)
     assert outcome.status == "loaded" and outcome.rows == 2
     audit = db.execute(
@@ -42,12 +43,15 @@ def test_load_copies_rows_with_pseudonym_and_audit(db: psycopg.Connection, landi
         (3, "2025-03-01", "2025-01-10", None),
     ]
     archived = list(settings.archive_dir().rglob("*.csv"))
-    assert len(archived) == 1 and archived[0].read_bytes() == path.read_bytes()
+    assert len(archived) == 1 and archived[0].read_bytes() == sent
+    assert not path.exists(), "an accepted file is moved out of landing, not copied"
 
 
 def test_same_bytes_twice_change_nothing(db: psycopg.Connection, landing: Path) -> None:
     path = write_treatment_file(landing, "P0001", "2025-03", [treatment_row()])
+    sent = path.read_bytes()
     first = _load(db, path)
+    path.write_bytes(sent)  # the sender sends the same bytes again
     second = _load(db, path)
     assert second.status == "duplicate" and second.submission_id == first.submission_id
     assert db.execute("select count(*) from raw.submissions").fetchone() == (1,)

@@ -23,9 +23,11 @@ def test_month_end_to_end_publishes_and_a_resubmission_replaces(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     pipeline.reset()
-    write_treatment_file(landing, "P0001", "2025-03", _rows(6))
+    sent = write_treatment_file(landing, "P0001", "2025-03", _rows(6))
+    sent_bytes = sent.read_bytes()
     result = pipeline.run_month(landing, "2025-03")
     assert result.task_states["publish"] == "success"
+    assert not sent.exists(), "the loaded file moved from landing into the archive"
     assert result.task_states["ingest[treatment]"] == "success", "one ingest task per feed, labelled with it"
     model_runs = {t: s for t, s in result.task_states.items() if t.startswith("transform.") and "producer" not in t}
     assert "transform.kpi_monthly" in model_runs
@@ -77,7 +79,8 @@ def test_month_end_to_end_publishes_and_a_resubmission_replaces(
         conn.execute("insert into marts.kpi_monthly select * from orphan")
     _assert_run_observed(pipeline, result.run_id)
 
-    # the same bytes again: nothing changes (and a warehouse that cannot reach data.police.uk runs without it)
+    # the same bytes sent again: nothing changes (and a warehouse that cannot reach data.police.uk runs without it)
+    sent.write_bytes(sent_bytes)
     before = pipeline.checksums()
     with monkeypatch.context() as offline:
         offline.setenv("MISUSE_WAREHOUSE_POLICE_API", "off")
@@ -89,6 +92,7 @@ def test_month_end_to_end_publishes_and_a_resubmission_replaces(
         (again.run_id,),
     ) == [("duplicate", 6, 0)]
     assert pipeline.query("select count(*) from raw.submissions") == [(1,)]
+    assert not sent.exists(), "bytes already in force leave landing too"
 
     # a restatement with two more people replaces the earlier file whole
     write_treatment_file(landing, "P0001", "2025-03", _rows(8))

@@ -16,6 +16,7 @@ publishes with Medway's street crime (C2) marked as missing its source, everythi
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -84,15 +85,38 @@ def _wait(what: str, done: Callable[[], bool], seconds: float = WAIT_SECONDS) ->
 def _land(
     source: Path, landing: Path, relative: str, received: datetime | None = None, text: str | None = None
 ) -> Path:
-    """A file arrives: copied in, with the time it was received (the sender's upload time)."""
+    """A file arrives at the time it was received: the landing watch, looking all along, first saw it then.
+
+    received_at is the watch's first sight (ops.landing_files), never the file's time, so the sighting
+    is recorded before the file appears under its name (the watch skips hidden files).
+    """
     target = landing / relative
     target.parent.mkdir(parents=True, exist_ok=True)
-    if text is None:
-        target.write_bytes((source / relative).read_bytes())
-    else:
-        target.write_text(text)
+    arriving = target.with_name(f".{target.name}.arriving")
+    content = (source / relative).read_bytes() if text is None else text.encode()
+    arriving.write_bytes(content)
     at = received.timestamp() if received else time.time() - 120  # settled: older than the watch's minute
-    os.utime(target, (at, at))
+    os.utime(arriving, (at, at))
+    with warehouse.connect(autocommit=True) as conn:
+        conn.execute(
+            """insert into ops.landing_files
+                   (landing_path, feed, reporting_month, file_bytes, modified_ns, file_sha256, first_seen_at)
+               values (%s, %s, %s, %s, %s, %s, to_timestamp(%s))
+               on conflict (landing_path) do update set
+                   file_bytes = excluded.file_bytes, modified_ns = excluded.modified_ns,
+                   file_sha256 = excluded.file_sha256, first_seen_at = excluded.first_seen_at,
+                   triggered_dag_run_id = null, triggered_at = null, trigger_count = 0""",
+            (
+                relative,
+                target.parent.parent.name,
+                f"{target.parent.name}-01",
+                len(content),
+                arriving.stat().st_mtime_ns,
+                hashlib.sha256(content).hexdigest(),
+                at,
+            ),
+        )
+    arriving.replace(target)
     return target
 
 

@@ -64,8 +64,20 @@ def mart_suites() -> list[str]:
 
 # Raw gate
 
-# Each row's file, numbered in the list the frame was built from.
+# Each row's file, numbered in the list the frame was built from, and its line in that file.
 FILE_COLUMN = "_file"
+LINE_COLUMN = "_line"
+# What GX keeps of a feed's failing rows: their file and line numbers, never their values. GX stores
+# every result under <home>/gx and renders it into Data Docs, which nothing purges and many can
+# read; a value there could be a date of birth or initials (or, in a shifted column, anything).
+# The submitter's validation report, under retention, carries the values it may show.
+RAW_RESULT_FORMAT = {
+    "result_format": "COMPLETE",
+    "unexpected_index_column_names": [FILE_COLUMN, LINE_COLUMN],
+    "exclude_unexpected_values": True,
+}
+# Marts hold aggregates and pseudonyms only: their failing rows are named by index, with their values.
+MART_RESULT_FORMAT = {"result_format": "COMPLETE"}
 
 
 def files_frame(files: list[ParsedFile]) -> pd.DataFrame:
@@ -91,6 +103,7 @@ def files_frame(files: list[ParsedFile]) -> pd.DataFrame:
             frame[column.name] = pd.to_numeric(values).astype("float64")
     starts = [parsed.name.period_start for parsed in files]
     frame[FILE_COLUMN] = np.repeat(np.arange(len(files)), counts)
+    frame[LINE_COLUMN] = frame.index.to_numpy(dtype="int64")
     frame["_file_source"] = np.repeat(np.array([parsed.name.source for parsed in files], dtype=object), counts)
     frame["_file_period"] = np.repeat(np.array([parsed.name.period for parsed in files], dtype=object), counts)
     frame["_file_period_start"] = np.repeat(pd.DatetimeIndex(starts), counts)
@@ -220,13 +233,12 @@ def _check_together(
 ) -> list[GateResult]:
     """One GX run over the files' rows together (`counts` rows each); each file's result from its own failing rows."""
     owners = stacked[FILE_COLUMN].to_numpy()
-    lines = stacked.index.to_numpy()
     evaluations = _evaluate(_within_files(spec), _text_as_categories(stacked.reset_index(drop=True)), asset, run_name)
     results = []
     for number, count in enumerate(counts):
         own = []
         for evaluation in evaluations:
-            rows = [int(lines[i]) for i in evaluation.rows if owners[i] == number]
+            rows = [line for file, line in zip(evaluation.files, evaluation.rows, strict=True) if file == number]
             success = evaluation.exception is None and not rows
             own.append(replace(evaluation, rows=rows, success=success, element_count=count, unexpected_count=len(rows)))
         broken = not all(e.success for e in own)
@@ -332,7 +344,7 @@ def _gx_context() -> Iterator[Any]:
         yield _context_cache[root]
 
 
-def _checkpoint(context: Any, spec: dict[str, Any], asset: str) -> Any:
+def _checkpoint(context: Any, spec: dict[str, Any], asset: str, result_format: dict[str, Any]) -> Any:
     """Suite, validation and checkpoint registered once per process (registering costs ~1 s a file).
 
     Each expectation carries its position in the suite, so a result finds its rule again.
@@ -340,7 +352,7 @@ def _checkpoint(context: Any, spec: dict[str, Any], asset: str) -> Any:
     import great_expectations as gx
 
     suite_name = spec["name"]
-    fingerprint = json.dumps(spec, sort_keys=True)
+    fingerprint = json.dumps([spec, result_format], sort_keys=True)
     key = (settings.gx_dir(), suite_name, asset)
     cached = _checkpoint_cache.get(key)
     if cached and cached[0] == fingerprint:
@@ -366,9 +378,8 @@ def _checkpoint(context: Any, spec: dict[str, Any], asset: str) -> Any:
             name=f"{suite_name}__{asset}",
             validation_definitions=[validation],
             actions=[],
-            # every failing row: the frame's index is the row number, so unexpected_index_list
-            # names the rows of the validation report
-            result_format={"result_format": "COMPLETE"},
+            # every failing row, named by its file and line (RAW_RESULT_FORMAT) or index (marts)
+            result_format=result_format,
         )
     )
     _checkpoint_cache[key] = (fingerprint, checkpoint)
@@ -381,10 +392,11 @@ class Evaluation:
 
     position: int  # in the suite's JSON
     success: bool
-    rows: list[int]
+    rows: list[int]  # a feed's: line numbers in their files; a mart's: the frame's index
     element_count: int | None
     unexpected_count: int | None
     exception: str | None = None
+    files: list[int] = field(default_factory=list)  # a feed's: the file (FILE_COLUMN) of each of `rows`
 
 
 def run_suite(
@@ -405,36 +417,61 @@ def _validate(
 
 
 def _evaluate(spec: dict[str, Any], frame: pd.DataFrame, asset: str, run_name: str | None) -> list[Evaluation]:
+    """Run the suite on `frame` through its checkpoint; a feed's frame (files_frame) keeps no values in GX."""
     from great_expectations.core.run_identifier import RunIdentifier
     from great_expectations.exceptions.resource_freshness import ResourceFreshnessAggregateError
 
+    feed = LINE_COLUMN in frame.columns and FILE_COLUMN in frame.columns
+    result_format = RAW_RESULT_FORMAT if feed else MART_RESULT_FORMAT
     with _gx_context() as context:
-        checkpoint = _checkpoint(context, spec, asset)
+        checkpoint = _checkpoint(context, spec, asset, result_format)
         run_id = RunIdentifier(run_name=run_name)
         try:
             outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
         except ResourceFreshnessAggregateError:
             # another process saved the same suite since we cached it: register afresh, once
             _checkpoint_cache.pop((settings.gx_dir(), spec["name"], asset), None)
-            checkpoint = _checkpoint(context, spec, asset)
+            checkpoint = _checkpoint(context, spec, asset, result_format)
             outcome = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
     evaluations = []
     for result in next(iter(outcome.run_results.values())).results:
         detail = result.result or {}
         raised = result.exception_info and result.exception_info.get("raised_exception")
+        files, rows = _failing_rows(detail.get("unexpected_index_list") or [])
         evaluations.append(
             Evaluation(
                 position=int(result.expectation_config.meta["suite_position"]),
                 success=bool(result.success),
-                rows=[
-                    int(i["_row"]) if isinstance(i, dict) else int(i) for i in detail.get("unexpected_index_list") or []
-                ],
+                rows=rows,
                 element_count=detail.get("element_count"),
                 unexpected_count=detail.get("unexpected_count"),
                 exception=result.exception_info.get("exception_message") if raised else None,
+                files=files,
             )
         )
     return sorted(evaluations, key=lambda e: e.position)
+
+
+def _failing_rows(index_list: list[Any]) -> tuple[list[int], list[int]]:
+    """(files, rows) of GX's unexpected_index_list.
+
+    A mart's list holds the frame's index; a feed's (RAW_RESULT_FORMAT) one mapping of the index
+    columns to lists (GX's shape when values are excluded), or one mapping per row.
+    """
+    files: list[int] = []
+    rows: list[int] = []
+    for item in index_list:
+        if not isinstance(item, dict):
+            rows.append(int(item))
+            continue
+        lines, owners = item[LINE_COLUMN], item[FILE_COLUMN]
+        if isinstance(lines, list):
+            rows += [int(line) for line in lines]
+            files += [int(owner) for owner in owners]
+        else:
+            rows.append(int(lines))
+            files.append(int(owners))
+    return files, rows
 
 
 def _result(

@@ -9,7 +9,10 @@ A file is new when its bytes are in no submission (`raw.submissions.file_sha256`
 resubmitted bytes are not new) and no run started for it is still queued or running. A file still
 being written is left for the next look: it must be unchanged for SETTLE_SECONDS. What was seen and
 which run was started for it is kept in `ops.landing_files`, so a restart of any Airflow component
-forgets nothing and starts nothing twice.
+forgets nothing and starts nothing twice. Its `first_seen_at`, the first time the watch saw those
+bytes, is the file's `received_at` when it is loaded or refused (loader.first_seen); the file's own
+modification time, which its sender sets, only tells the watch whether it is still being written.
+A file taken leaves landing (archive or quarantine), so landing holds what is still to come.
 """
 
 from __future__ import annotations
@@ -114,7 +117,10 @@ def new_files(
                values (%s, %s, %s, %s, %s, %s)
                on conflict (landing_path) do update set
                    file_bytes = excluded.file_bytes, modified_ns = excluded.modified_ns,
-                   file_sha256 = excluded.file_sha256, first_seen_at = now(),
+                   file_sha256 = excluded.file_sha256,
+                   -- first sight of these bytes (received_at): touching a file does not move it
+                   first_seen_at = case when landing_files.file_sha256 = excluded.file_sha256
+                                        then landing_files.first_seen_at else now() end,
                    triggered_dag_run_id = null, triggered_at = null, trigger_count = 0""",
             (key, file.feed, f"{file.month}-01", file.size, file.modified_ns, sha),
         )

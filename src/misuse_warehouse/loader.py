@@ -3,13 +3,18 @@
 A resubmission for the same feed, source and period is a new submission that supersedes the
 earlier one (models read the latest); the same bytes as the current submission change nothing.
 The plain attributor is written to raw only, beside its keyed pseudonym.
-A refused file goes to quarantine with its reasons and the submitter's validation report.
+An accepted file is moved from landing into the archive; a refused one to quarantine with its
+reasons and the submitter's validation report: nothing a submitter sent stays in landing, whose
+folder no retention could tell apart from files still to come.
+A file is received when the pipeline first saw it (`received_at`), never at its modification time,
+which the sender sets: retention counts from receipt.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import threading
 from collections.abc import Callable, Hashable, Iterator, Sequence
@@ -132,11 +137,17 @@ def check_restatement(conn: psycopg.Connection, parsed: ParsedFile) -> None:
 
 
 def load(
-    conn: psycopg.Connection, parsed: ParsedFile, dag_run_id: str | None = None, submission_id: int | None = None
+    conn: psycopg.Connection,
+    parsed: ParsedFile,
+    dag_run_id: str | None = None,
+    submission_id: int | None = None,
+    seen_at: datetime | None = None,
 ) -> Outcome:
-    """Load the file as a new submission in one transaction (its COPY fields made before it opens).
+    """Load the file as a new submission in one transaction (its COPY fields made before it opens),
+    then move it from landing into the archive.
 
-    `submission_id`, when reserved beforehand (reserve_submission_ids), is the id the submission gets.
+    `submission_id`, when reserved beforehand (reserve_submission_ids), is the id the submission gets;
+    `seen_at` is when this run first read the file (`received_at`).
     """
     contract, name = parsed.contract, parsed.name
     fields = copy_fields(parsed, pseudonymise.secret() if contract.attributor else b"")
@@ -148,6 +159,7 @@ def load(
         current = _current(conn, parsed)
         if current and current[1] == parsed.sha256:
             return duplicate_of(conn, parsed)
+        received_at = first_seen(conn, parsed.sha256, seen_at)
         submission_id = conn.execute(
             f"""insert into raw.submissions (submission_id, feed, source_code, period_start, file_name,
                    file_sha256, file_bytes, received_at, status, dag_run_id)
@@ -161,7 +173,7 @@ def load(
                 parsed.path.name,
                 parsed.sha256,
                 parsed.size,
-                _received_at(parsed.path),
+                received_at,
                 dag_run_id,
             ),
         ).fetchone()[0]
@@ -180,7 +192,7 @@ def load(
             "update raw.submissions set loaded_at = now(), row_count = %s where submission_id = %s",
             (parsed.row_count, submission_id),
         )
-    archive(parsed.path, parsed.sha256)
+    archive(parsed.path, parsed.sha256, received_at)
     return Outcome(
         parsed.path.name,
         name.feed,
@@ -299,15 +311,18 @@ def refuse(
     refusal: Refusal,
     dag_run_id: str | None = None,
     submission_id: int | None = None,
+    seen_at: datetime | None = None,
 ) -> Outcome:
     """Audit the refusal, then move the file to quarantine with its reasons and report beside it."""
     raw = path.read_bytes()
+    sha256 = hashlib.sha256(raw).hexdigest()
     try:
         name = parse_file_name(path)
         feed, source, period, start = name.feed, name.source, name.period, name.period_start
     except Refusal:
         feed, source, period, start = path.parent.parent.name, "?", path.parent.name, None
     with conn.transaction():
+        received_at = first_seen(conn, sha256, seen_at)
         submission_id = conn.execute(
             f"""insert into raw.submissions (submission_id, feed, source_code, period_start, file_name,
                    file_sha256, file_bytes, received_at, status, refusal_code, refusal_reason, dag_run_id)
@@ -322,15 +337,15 @@ def refuse(
                 start,
                 period if _is_month(period) else None,
                 path.name,
-                hashlib.sha256(raw).hexdigest(),
+                sha256,
                 len(raw),
-                _received_at(path),
+                received_at,
                 refusal.code,
                 refusal.message,
                 dag_run_id,
             ),
         ).fetchone()[0]
-    target = quarantine(path, refusal)
+    target = quarantine(path, refusal, received_at)
     report = target.parent / f"{target.name}.report.html"
     return Outcome(
         path.name,
@@ -345,10 +360,12 @@ def refuse(
     )
 
 
-def quarantine(path: Path, refusal: Refusal) -> Path:
+def quarantine(path: Path, refusal: Refusal, received_at: datetime | None = None) -> Path:
     """Move the file to quarantine with `.reason.json`, `.reason.txt` and the validation report.
 
     An earlier refused file of the same name with other bytes is kept under `earlier/`, never overwritten.
+    The file's time becomes `received_at` (default now): retention reads it, and the sender's is not
+    to be trusted (a time in the future would never be purged).
     """
     folder = settings.quarantine_dir() / path.parent.parent.name / path.parent.name
     folder.mkdir(parents=True, exist_ok=True)
@@ -356,6 +373,8 @@ def quarantine(path: Path, refusal: Refusal) -> Path:
     if target.exists() and _sha256(target) != _sha256(path):
         _set_aside(target)
     shutil.move(str(path), target)
+    settings.make_private(target)  # a moved file keeps the sender's mode
+    _stamp(target, received_at or datetime.now(UTC))
     reason = refusal.as_dict() | {"file": path.name, "quarantined_at": datetime.now(UTC).isoformat()}
     report = validation_report.write_for_refusal(target, refusal)
     reason["report"] = {"csv": report.csv_path.name, "html": report.html_path.name, "findings": report.findings}
@@ -380,16 +399,43 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def archive(path: Path, sha256: str) -> Path:
-    """Keep the accepted bytes: the raw landing zone on disk, content-addressed."""
+def archive(path: Path, sha256: str, received_at: datetime | None = None) -> Path:
+    """Move the accepted bytes out of landing into the archive (the raw landing zone on disk), content-addressed.
+
+    Landing then holds only files not taken yet. The same bytes archived before (a resubmission, or
+    a run that stopped between its load and this move) are not written twice: the landing copy is
+    dropped. The archived file's time is `received_at` (default: kept as it was), which retention reads.
+    """
     folder = settings.archive_dir() / path.parent.parent.name / path.parent.name
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{sha256[:16]}_{path.name}"
-    if not target.exists():  # copy then rename: a crash never leaves a half-copied archive file
+    if not target.exists():  # copy, rename, then drop from landing: a crash never leaves a half-copied archive file
         partial = target.with_name(f".{target.name}.partial")
         shutil.copy2(path, partial)
+        settings.make_private(partial)  # copy2 keeps the sender's mode
+        if received_at is not None:
+            _stamp(partial, received_at)
         partial.replace(target)
+    path.unlink(missing_ok=True)
     return target
+
+
+def first_seen(conn: psycopg.Connection, sha256: str, seen_at: datetime | None = None) -> datetime:
+    """When the pipeline first saw these bytes: the landing watch's first sight of them, else `seen_at`
+    (the ingest that read them; default now), whichever is earlier.
+
+    Never the file's modification time: the sender sets it, and retention counts from receipt.
+    """
+    seen_at = seen_at or datetime.now(UTC)
+    watched = conn.execute(
+        "select min(first_seen_at) from ops.landing_files where file_sha256 = %s", (sha256,)
+    ).fetchone()
+    return min(seen_at, watched[0]) if watched and watched[0] else seen_at
+
+
+def _stamp(path: Path, when: datetime) -> None:
+    """Give a kept file the time it was received, the time retention reads."""
+    os.utime(path, (when.timestamp(), when.timestamp()))
 
 
 def _readable(file_name: str, refusal: Refusal) -> str:
@@ -397,10 +443,6 @@ def _readable(file_name: str, refusal: Refusal) -> str:
     for detail in refusal.details:
         lines.append("- " + ", ".join(f"{k}: {v}" for k, v in detail.items() if v not in (None, [])))
     return "\n".join(lines) + "\n"
-
-
-def _received_at(path: Path) -> datetime:
-    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 
 def _is_month(period: str) -> bool:

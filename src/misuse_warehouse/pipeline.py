@@ -200,6 +200,7 @@ def _land(conn: Any, intake: _Intake, dag_run_id: str | None) -> dict[str, Any]:
     try:
         if intake.duplicate:
             log.info("DUPLICATE %s: %s", file.name, intake.duplicate.message)
+            loader.archive(file, parsed.sha256, intake.started)  # its bytes are in force: out of landing
             run.status, run.rows_out = "duplicate", 0
             return intake.duplicate.as_dict()
         try:
@@ -207,9 +208,11 @@ def _land(conn: Any, intake: _Intake, dag_run_id: str | None) -> dict[str, Any]:
                 raise intake.refusal
             loader.check_restatement(conn, parsed)
             warnings = parsed.warnings + register_check.provider_contract_warnings(conn, parsed)
-            outcome = loader.load(conn, parsed, dag_run_id, intake.submission_id)
+            outcome = loader.load(conn, parsed, dag_run_id, intake.submission_id, intake.started)
+            if outcome.status == "duplicate":  # the same bytes loaded by another run meanwhile
+                loader.archive(file, parsed.sha256, intake.started)
         except Refusal as refusal:
-            outcome = loader.refuse(conn, file, refusal, dag_run_id, intake.submission_id)
+            outcome = loader.refuse(conn, file, refusal, dag_run_id, intake.submission_id, intake.started)
             log.error("REFUSED %s: %s", file.name, outcome.message)
         run.status, run.rows_out = outcome.status, outcome.rows
         run.detail = {"submission_id": outcome.submission_id, "refusal_code": outcome.refusal_code}

@@ -61,6 +61,36 @@ def gx_dir() -> Path:
     return home() / "gx"
 
 
+# What the pipeline writes is its own user's alone: without group or other bits a file is 0600, a folder 0700.
+PRIVATE_UMASK = 0o077
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
+
+
+def private_umask() -> None:
+    """Files and folders this process creates from now on: owner only (0600, 0700).
+
+    The default umask (022) leaves them world-readable, and in Docker the home is a shared volume.
+    """
+    os.umask(PRIVATE_UMASK)
+
+
+def make_private(path: Path) -> None:
+    """A file 0600 or a folder 0700, whatever umask or copied mode (shutil keeps the sender's) made it."""
+    path.chmod(PRIVATE_FOLDER if path.is_dir() else PRIVATE_FILE)
+
+
+def private_folders() -> tuple[Path, ...]:
+    """Folders the pipeline writes that can hold plain attributors or point at them (kept private)."""
+    return (home(), archive_dir(), quarantine_dir(), reports_dir(), gx_dir())
+
+
+def gx_results_dirs() -> tuple[Path, ...]:
+    """Where GX keeps each validation: its stored results and their Data Docs pages (under retention)."""
+    uncommitted = gx_dir() / "gx" / "uncommitted"
+    return (uncommitted / "validations", uncommitted / "data_docs" / "local_site" / "validations")
+
+
 def cosmos_cache_dir() -> Path:
     """Cosmos keeps dbt's partial-parse file here between builds, one per home (default: one per machine).
 
