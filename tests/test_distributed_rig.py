@@ -71,8 +71,16 @@ def test_kill_takes_task_processes_in_their_own_group_too(tmp_path: Path) -> Non
     supervisor = distributed.Supervisor(tmp_path, grace=1)
     service = supervisor.start("worker-y", [sys.executable, "-c", ESCAPING], dict(os.environ))
     try:
-        deadline = time.monotonic() + 30
-        while len(distributed.session_members(service.pid)) < 2 and time.monotonic() < deadline:
+
+        def child_has_left_the_group() -> bool:
+            # the child is in the session as soon as it is forked, but in its own group only once its
+            # interpreter has started and called setpgid (seconds on a loaded machine)
+            return (
+                len(distributed.session_members(service.pid)) == 2 and len(distributed.group_members(service.pid)) == 1
+            )
+
+        deadline = time.monotonic() + 60
+        while not child_has_left_the_group() and time.monotonic() < deadline:
             time.sleep(0.1)
         members = distributed.session_members(service.pid)
         assert len(members) == 2 and len(distributed.group_members(service.pid)) == 1, "the child left the group"
