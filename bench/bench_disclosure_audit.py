@@ -14,6 +14,7 @@ Run: .venv/bin/python bench/bench_disclosure_audit.py [--areas all|N]
 from __future__ import annotations
 
 import argparse
+import cProfile
 import sys
 import tempfile
 import time
@@ -29,6 +30,7 @@ TARGET = 0.10
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--areas", default="all", help="'all' simulated areas, or the first N")
+    parser.add_argument("--profile", type=Path, help="write cProfile statistics of the audit to this file")
     args = parser.parse_args()
     import bench_incremental
 
@@ -48,9 +50,15 @@ def main() -> None:
         rows, _ = bench_incremental.load_months(url, landing, months[-1:])
         with tempfile.TemporaryDirectory(prefix="bench-dbt-") as tmp:
             build_seconds, _ = bench_incremental.dbt_build(url, Path(tmp))
+        profiler = cProfile.Profile() if args.profile else None
         started = time.perf_counter()
+        if profiler:
+            profiler.enable()
         results = disclosure_audit.run(publish.NEXT)
         audit_seconds = time.perf_counter() - started
+        if profiler:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
         summary = disclosure_audit.summary(results)
         import psycopg
 
@@ -72,9 +80,18 @@ Volume: {len(areas)} areas x {len(months)} months ({months[0]} to {months[-1]});
 | audit / build | {ratio:.2f} | ≤ {TARGET:.2f} | {harness.verdict(ratio <= TARGET)} |
 
 Audit: {summary["text"]}.
-
+{_disclosed(summary["failed"])}
 {env}"""
     harness.write_section("audit", "8. Disclosure audit at national volume vs that month's build", body)
+
+
+def _disclosed(failed: list[str], shown: int = 20) -> str:
+    """The cells the audit found disclosed, as the gate names them: the bench is thrown away after its run."""
+    if not failed:
+        return ""
+    lines = "\n".join(f"- {cell}" for cell in failed[:shown])
+    more = f"\n- … and {len(failed) - shown} more" if len(failed) > shown else ""
+    return f"\nDisclosed cells (cell, feasible range, relations, role):\n\n{lines}{more}\n"
 
 
 if __name__ == "__main__":

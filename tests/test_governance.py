@@ -401,7 +401,7 @@ def test_secondary_suppression_macro_on_a_hand_made_breakdown(governed: Any) -> 
             -- family F5: 1 and 1 are both 1 whatever is hidden: the total goes too
             ('F5', 'all', 2, null), ('F5', 'x=a', 1, 'F5'), ('F5', 'x=b', 1, 'F5'),
             -- G would give F5's total away: hidden with it
-            ('G', 'all', 50, null), ('H', 'all', 40, null)
+            ('G', 'all', 50, null), ('H', 'all', 40, null), ('I', 'all', 30, null), ('J', 'all', 35, null)
         ) as cells (kpi_code, breakdown, value, suppression_family)
     """
     query = f"""
@@ -415,13 +415,23 @@ def test_secondary_suppression_macro_on_a_hand_made_breakdown(governed: Any) -> 
             from cells
         ),
         dependencies (
-            kind, dependent_kpi, dependent_breakdown, dependent_months, input_kpi, input_breakdown,
+            kind, route, dependent_kpi, dependent_breakdown, dependent_months, input_kpi, input_breakdown,
             from_offset, to_offset
         ) as (values
-            ('hidden_with', 'G', 'all', null::integer[], 'F5', 'all', 0, 0),
+            ('hidden_with', null, 'G', 'all', null::integer[], 'F5', 'all', 0, 0),
             -- H is hidden with F1's a, but F3's total states it: shown
-            ('hidden_with', 'H', 'all', null, 'F1', 'x=a', 0, 0),
-            ('shown_with', 'H', 'all', null, 'F3', 'all', 0, 0)
+            ('hidden_with', null, 'H', 'all', null, 'F1', 'x=a', 0, 0),
+            ('shown_with', 'by_f3', 'H', 'all', null, 'F3', 'all', 0, 0),
+            -- I and J are hidden with F1's a; a route needs all its inputs shown, one route is enough:
+            -- I's second route (F3 and F4's total) states it, J's routes each miss an input
+            ('hidden_with', null, 'I', 'all', null, 'F1', 'x=a', 0, 0),
+            ('shown_with', 'by_f1', 'I', 'all', null, 'F1', 'x=b', 0, 0),
+            ('shown_with', 'by_f3', 'I', 'all', null, 'F3', 'all', 0, 0),
+            ('shown_with', 'by_f3', 'I', 'all', null, 'F4', 'all', 0, 0),
+            ('hidden_with', null, 'J', 'all', null, 'F1', 'x=a', 0, 0),
+            ('shown_with', 'by_f1', 'J', 'all', null, 'F1', 'x=b', 0, 0),
+            ('shown_with', 'by_f3', 'J', 'all', null, 'F3', 'all', 0, 0),
+            ('shown_with', 'by_f3', 'J', 'all', null, 'F5', 'all', 0, 0)
         ),
         disclosed as ({disclosure_control("kpi_cells", "dependencies")})
         select kpi_code, breakdown, value, is_suppressed from disclosed order by 1, 2
@@ -449,6 +459,8 @@ def test_secondary_suppression_macro_on_a_hand_made_breakdown(governed: Any) -> 
         ("F5", "x=b"): (None, True),
         ("G", "all"): (None, True),
         ("H", "all"): (40, False),
+        ("I", "all"): (30, False),
+        ("J", "all"): (None, True),
     }
 
 

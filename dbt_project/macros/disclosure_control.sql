@@ -13,7 +13,9 @@
     `dependencies` lists, with kind 'hidden_with', figures that give an input
     away, so they are hidden with it; with kind 'shown_with', the inputs that
     state a figure anyway, so that one hidden only through its inputs shows
-    when all of these exist and show: kind, dependent_kpi, dependent_breakdown
+    when all inputs of one of its routes exist and show (a figure may be stated
+    in more than one way: T7_12m from the last March or from the next): kind,
+    route (NULL for 'hidden_with'), dependent_kpi, dependent_breakdown
     (NULL: any), dependent_months (calendar months of the year it applies in,
     NULL: every), input_kpi, input_breakdown (NULL: the dependent's own; '*':
     any), from_offset and to_offset (the input's months relative to the
@@ -194,6 +196,7 @@
             dependents.month,
             dependents.kpi_code,
             dependents.breakdown,
+            dependencies.route,
             count(inputs.kpi_code) = dependencies.to_offset - dependencies.from_offset + 1
             and not coalesce(bool_or(inputs.is_suppressed), false) as is_stated
         from second_dependents as dependents
@@ -213,16 +216,23 @@
                 and {{ add_months('dependents.month', 'dependencies.to_offset') }}
         where dependents.is_suppressed and not dependents.is_family_suppressed
         group by
-            dependents.area_code, dependents.month, dependents.kpi_code, dependents.breakdown,
+            dependents.area_code, dependents.month, dependents.kpi_code, dependents.breakdown, dependencies.route,
             dependencies.input_kpi, dependencies.input_breakdown, dependencies.from_offset, dependencies.to_offset
     ),
 
-    -- published figures state them anyway: hiding them would protect nothing
+    -- each route of a figure: are all its inputs stated?
+    routes as (
+        select area_code, month, kpi_code, breakdown, route, bool_and(is_stated) as is_stated
+        from derivations
+        group by area_code, month, kpi_code, breakdown, route
+    ),
+
+    -- published figures state them anyway, by one route or another: hiding them would protect nothing
     derivable as (
         select area_code, month, kpi_code, breakdown
-        from derivations
+        from routes
         group by area_code, month, kpi_code, breakdown
-        having bool_and(is_stated)
+        having bool_or(is_stated)
     ),
 
     final_suppression as (

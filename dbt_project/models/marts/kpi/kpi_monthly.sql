@@ -26,28 +26,35 @@ with domain_kpis as (
 
 -- figures that state or undo an input, so they are hidden with it (data dictionary, "Disclosure control")
 suppression_dependencies (
-    kind, dependent_kpi, dependent_breakdown, dependent_months, input_kpi, input_breakdown, from_offset, to_offset
+    kind, route, dependent_kpi, dependent_breakdown, dependent_months, input_kpi, input_breakdown,
+    from_offset, to_offset
 ) as (
     values
         -- T7_12m less the visible months of its window is the hidden months' sum: hidden when its
         -- window holds a hidden month (March's is the financial year's total: its family decides) ...
-        ('hidden_with', 'T7_12m', 'all', array[1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'T7_month', 'all', -11, 0),
-        -- ... unless it is stated anyway: March's T7_12m (the financial year's total, protected as a
-        -- family with its months) less the months that left the window plus those that entered
+        ('hidden_with', null, 'T7_12m', 'all', array[1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 12], 'T7_month', 'all', -11, 0),
+        -- ... unless it is stated anyway, from either March's T7_12m (a financial year's total, protected
+        -- as a family with its months): the last March's, less the months that left the window plus
+        -- those that entered; or the next March's (once published), less the months after this one
+        -- plus those a year before them
         {%- for calendar_month in [4, 5, 6, 7, 8, 9, 10, 11, 12, 1, 2] %}
         {%- set since_march = (calendar_month - 3) % 12 %}
-        ('shown_with', 'T7_12m', 'all', array[{{ calendar_month }}], 'T7_12m', 'all', {{ -since_march }}, {{ -since_march }}),
-        ('shown_with', 'T7_12m', 'all', array[{{ calendar_month }}], 'T7_month', 'all', {{ 1 - since_march }}, 0),
-        ('shown_with', 'T7_12m', 'all', array[{{ calendar_month }}], 'T7_month', 'all', {{ -11 - since_march }}, -12),
+        {%- set until_march = (3 - calendar_month) % 12 %}
+        ('shown_with', 'last_march', 'T7_12m', 'all', array[{{ calendar_month }}], 'T7_12m', 'all', {{ -since_march }}, {{ -since_march }}),
+        ('shown_with', 'last_march', 'T7_12m', 'all', array[{{ calendar_month }}], 'T7_month', 'all', {{ 1 - since_march }}, 0),
+        ('shown_with', 'last_march', 'T7_12m', 'all', array[{{ calendar_month }}], 'T7_month', 'all', {{ -11 - since_march }}, -12),
+        ('shown_with', 'next_march', 'T7_12m', 'all', array[{{ calendar_month }}], 'T7_12m', 'all', {{ until_march }}, {{ until_march }}),
+        ('shown_with', 'next_march', 'T7_12m', 'all', array[{{ calendar_month }}], 'T7_month', 'all', 1, {{ until_march }}),
+        ('shown_with', 'next_march', 'T7_12m', 'all', array[{{ calendar_month }}], 'T7_month', 'all', -11, {{ until_march - 12 }}),
         {%- endfor %}
         -- T4's denominator is T1 of the same KPI group six months earlier
-        ('hidden_with', 'T4', null, null, 'T1', null, -6, -6),
+        ('hidden_with', null, 'T4', null, null, 'T1', null, -6, -6),
         -- unit costs divide published spend by T1 all or by the T4 numerators
-        ('hidden_with', 'F3_per_person', 'all', null, 'T1', 'all', 0, 0),
-        ('hidden_with', 'F3_per_completion', 'all', null, 'T4', '*', 0, 0),
+        ('hidden_with', null, 'F3_per_person', 'all', null, 'T1', 'all', 0, 0),
+        ('hidden_with', null, 'F3_per_completion', 'all', null, 'T4', '*', 0, 0),
         -- F4 gives the alcohol share of T1 away
-        ('hidden_with', 'F4', 'all', null, 'T1', 'all', 0, 0),
-        ('hidden_with', 'F4', 'all', null, 'T1', 'kpi_group=alcohol', 0, 0)
+        ('hidden_with', null, 'F4', 'all', null, 'T1', 'all', 0, 0),
+        ('hidden_with', null, 'F4', 'all', null, 'T1', 'kpi_group=alcohol', 0, 0)
 ),
 
 disclosed_kpis as (
