@@ -274,25 +274,34 @@ def test_arrow_reader_takes_files_without_quotes_or_problems(
 # Bad input at any size: refused before it is read whole ----------------------------------------
 
 # Peak memory of one read_file (and of hashing the refused file, as loader.refuse does) in a fresh
-# interpreter: ru_maxrss after less before, and tracemalloc's peak of Python allocations.
+# interpreter: the peak resident set after less before (VmHWM, which exec resets; ru_maxrss would carry
+# the forking test process's), and tracemalloc's peak of Python allocations.
 _MEASURE = """
 import json, resource, sys, tracemalloc
 from pathlib import Path
 from misuse_warehouse.file_checks import landed_digest, read_file
 from misuse_warehouse.refusal import Refusal
+
+def peak_rss():
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
 path = Path(sys.argv[1])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+before = peak_rss()
 tracemalloc.start()
 try:
     read_file(path)
-    code = None
+    code = message = None
 except Refusal as refusal:
-    code = refusal.code
-    message = refusal.message
+    code, message = refusal.code, refusal.message
 sha256, size = landed_digest(path)
 traced = tracemalloc.get_traced_memory()[1]
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"code": code, "message": message, "size": size, "rss_growth": after - before, "traced_peak": traced}))
+after = peak_rss()
+measured = {"code": code, "message": message, "size": size, "traced_peak": traced}
+print(json.dumps(measured | {"rss_before": before, "rss_peak": after, "rss_growth": after - before}))
 """
 MEMORY_BOUND = 64 * 2**20  # today's 100 MB line: 419 MB traced, 198 MB of RSS
 
@@ -322,8 +331,7 @@ def test_a_sparse_multi_gigabyte_file_is_refused_unread(landing: Path) -> None:
 
 
 def test_a_100_mb_single_line_is_refused_in_pieces(landing: Path) -> None:
-    line = HEADER.encode() + b"\n" + b"x" * (100 * 2**20)  # under the size limit, one row never ending
-    path = _write(landing, line)
+    path = _write(landing, HEADER.encode() + b"\n" + b"x" * (100 * 2**20))  # under the size limit, one row
     measured = _measured(path)
     assert measured["code"] == "line_too_long"
     assert measured["message"].startswith(f"row 2 is {100 * 2**20:,} bytes long")

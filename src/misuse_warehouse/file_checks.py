@@ -40,7 +40,6 @@ MAX_EXAMPLES = 20
 # file that lost its line breaks or a field gone wild, and the CSV reader would choke on it.
 MAX_LINE_CHARS = 10_000
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-_LINE_BREAK_BYTES = re.compile(rb"\r\n|\r|\n")
 # A line of more bytes than this has more than MAX_LINE_CHARS characters whatever its text (UTF-8 takes at
 # most 4 bytes a character), so it is refused while the file is scanned in pieces, before it is read whole.
 LINE_BYTES_CERTAINLY_TOO_LONG = 4 * MAX_LINE_CHARS
@@ -255,34 +254,77 @@ def _scan_lines(handle: BinaryIO) -> None:
     breaks, one field run on for 100 MB) is refused with its row and length. Memory stays at one
     piece whatever the file. Shorter problems, and any file with a NUL byte (refused as binary by
     `decode`, which names the row), are left to the checks on the whole file.
+
+    Lines are neither split nor counted: each step looks for the last line break within the longest
+    line allowed from the start of the current row (`rfind`, in C), so a usual piece costs a few
+    dozen steps whatever its number of rows; rows are counted only to name a row refused.
     """
-    row, line_bytes, pending_cr = 1, 0, False
-    long_row: int | None = None  # the first row known to be too long, while it is measured
+    limit = LINE_BYTES_CERTAINLY_TOO_LONG
+    open_bytes, pending_cr = 0, False  # bytes so far of the row open at the piece's start
+    long_row: int | None = None  # a row found too long, measured to its end
     first = True
-    while chunk := handle.read(SCAN_CHUNK_BYTES):
+    while True:
+        offset = handle.tell()
+        chunk = handle.read(SCAN_CHUNK_BYTES)
+        if not chunk:
+            break
         if first:
             _refuse_other_formats(chunk)
             first = False
         if b"\x00" in chunk:
             return
-        data = chunk[1:] if pending_cr and chunk.startswith(b"\n") else chunk  # \r\n split over two pieces
+        skip = 1 if pending_cr and chunk.startswith(b"\n") else 0  # a \r\n split over two pieces
+        data = chunk[skip:]
         pending_cr = chunk.endswith(b"\r")
-        pieces = _LINE_BREAK_BYTES.split(data)
-        if len(pieces) > 1:
-            ended = [line_bytes + len(pieces[0]), *map(len, pieces[1:-1])]
-            if long_row is not None:
-                raise _line_too_long(long_row, ended[0])
-            longest = max(ended)
-            if longest > LINE_BYTES_CERTAINLY_TOO_LONG:
-                index = ended.index(longest)
-                raise _line_too_long(row + index, longest)
-            row += len(pieces) - 1
-            line_bytes = 0
-        line_bytes += len(pieces[-1])
-        if long_row is None and line_bytes > LINE_BYTES_CERTAINLY_TOO_LONG:
-            long_row = row
+        start = 0
+        while long_row is None:
+            window = start + (limit - open_bytes) + 1
+            last = max(data.rfind(b"\n", start, window), data.rfind(b"\r", start, window))
+            if last >= 0:
+                start, open_bytes = last + 1, 0
+                if start >= len(data):
+                    break
+            elif window > len(data):  # the row runs on into the next piece, still short enough
+                open_bytes += len(data) - start
+                break
+            else:  # no line break within the longest row allowed
+                long_row = _row_at(handle, offset + skip + start)
+        if long_row is None:
+            continue
+        end = _next_line_break(data, start)
+        if end >= 0:
+            raise _line_too_long(long_row, open_bytes + end - start)
+        open_bytes += len(data) - start
+        start = 0
     if long_row is not None:
-        raise _line_too_long(long_row, line_bytes)
+        raise _line_too_long(long_row, open_bytes)
+
+
+def _row_at(handle: BinaryIO, offset: int) -> int:
+    """The row (from 1) of the byte at `offset`, counted from the file's start; the handle's position is kept.
+
+    Only for a refusal: counting line breaks costs more than the scan itself.
+    """
+    here = handle.tell()
+    handle.seek(0)
+    row, left, pending_cr = 1, offset, False
+    while left > 0 and (piece := handle.read(min(SCAN_CHUNK_BYTES, left))):
+        left -= len(piece)
+        row += _line_breaks(piece, len(piece)) - (pending_cr and piece.startswith(b"\n"))
+        pending_cr = piece.endswith(b"\r")
+    handle.seek(here)
+    return row
+
+
+def _line_breaks(data: bytes, end: int) -> int:
+    """Line breaks in data[:end], a \\r\\n once, as the CSV readers count records."""
+    return data.count(b"\n", 0, end) + data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end)
+
+
+def _next_line_break(data: bytes, start: int) -> int:
+    """Where the first line break at or after `start` is, or -1."""
+    found = [i for i in (data.find(b"\n", start), data.find(b"\r", start)) if i >= 0]
+    return min(found, default=-1)
 
 
 def _line_too_long(row: int, length: int) -> Refusal:
