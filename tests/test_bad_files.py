@@ -282,3 +282,41 @@ def test_report_file_command_writes_the_report_again(warehouse: str, tmp_path: P
     assert (folder / f"{path.name}.report.html").is_file()
     result = CliRunner().invoke(app, ["report-file", str(folder / path.name)])
     assert result.exit_code == 0 and "report:" in result.output
+
+
+# Formula injection: no cell of a report runs in a spreadsheet -------------------------------------
+
+FORMULAS = (
+    "=1+2",
+    "-2+3+cmd|' /C calc'!A0",  # starts with a minus and a digit: passed the old guard
+    "+41+cmd|' /C calc'!A0",
+    "@SUM(A1:A9)",
+    "\t=1+2",
+    "\r=1+2",
+    '   =HYPERLINK("http://example.invalid","open")',  # after leading spaces
+    "\u00a0=1+2",
+    "\uff1d1+2",  # full-width equals sign
+    "-",
+)
+
+
+def test_every_cell_of_a_report_is_safe_to_open_in_a_spreadsheet() -> None:
+    from misuse_warehouse import validation_report
+    from misuse_warehouse.refusal import Finding
+
+    findings = [Finding(formula, formula, "error", formula, (formula,), 2, formula) for formula in FORMULAS] + [
+        Finding("bad_integer", "a number", "error", "validity", ("value",), 3, value) for value in ("-12", "3.5", "0")
+    ]
+    file_name = '=HYPERLINK("http://example.invalid")_P0001_2025-03.csv'
+    written = validation_report.render_csv(file_name, "refused", findings)
+    rows = list(csv.reader(io.StringIO(written, newline="")))
+    assert rows[0] == list(validation_report.CSV_COLUMNS)
+    for row in rows[1 : len(FORMULAS) + 1]:
+        for cell in row:
+            if cell.lstrip(" \u00a0")[:1] in validation_report._FORMULA_START:
+                raise AssertionError(f"a cell a spreadsheet would run: {cell!r} in {row}")
+        assert row[0] == f"'{file_name}", "the file column is guarded too"
+    dangerous = [row[7] for row in rows[1 : len(FORMULAS) + 1]]
+    assert dangerous == [f"'{formula}" for formula in FORMULAS], "shown as sent, behind a quote"
+    assert [row[7] for row in rows[len(FORMULAS) + 1 :]] == ["-12", "3.5", "0"], "plain numbers stay numbers"
+    assert [row[6] for row in rows[1:]] == ["2"] * len(FORMULAS) + ["3"] * 3

@@ -4,19 +4,23 @@ The first run publishes the good files (which leave landing for the archive); th
 the same good files sent again (unchanged bytes) and bad ones of several feeds beside them: the bad
 ones are refused and quarantined with their reports, the run ends failed naming them, and the
 published marts are exactly as before. Neither the run's XComs nor its log hold the personal data
-of the hostile file.
+of the hostile file. Beside
+the corpus (which holds files, not these): a sparse multi-GB file and a symbolic link to a good
+file outside landing, each refused unread.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 from bad_files import make_corpus
+from feeds import treatment_row, write_treatment_file
 
 from misuse_warehouse import settings
 
@@ -59,6 +63,13 @@ def test_bad_files_are_refused_by_the_dag_and_the_marts_stay_as_they_were(
     kinds = {k.name: k for k in make_corpus.refused_kinds()}
     bad = {_drop(landing, kinds[name]).name: kinds[name].code for name in HANDFUL}
     caplog.set_level(logging.DEBUG)
+    huge = landing / "treatment" / MONTH / f"treatment_P9100_{MONTH}.csv"
+    huge.touch()
+    os.truncate(huge, 2 * 2**30 + 1)  # over the 1 GiB default; sparse, so no disk is used
+    bad[huge.name] = "file_too_large"
+    good_elsewhere = write_treatment_file(tmp_path / "elsewhere", "P9101", MONTH, [treatment_row(episode_id="L1")])
+    (landing / "treatment" / MONTH / good_elsewhere.name).symlink_to(good_elsewhere)  # would load if followed
+    bad[good_elsewhere.name] = "symlink"
     result = pipeline.run_month(landing, MONTH, expect_success=False)
 
     assert result.state == "failed" and result.task_states["report"] == "failed"

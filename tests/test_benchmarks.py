@@ -449,7 +449,7 @@ class TestGovernance:
     def test_new_marts_are_built_by_the_transformer_granted_and_row_secured(self, published: dict) -> None:
         pipeline = published["pipeline"]
         rows = pipeline.query(
-            """select c.relname, pg_get_userbyid(c.relowner), c.relrowsecurity,
+            """select c.relname, pg_get_userbyid(c.relowner), c.relrowsecurity and c.relforcerowsecurity,
                       array_agg(p.polname order by p.polname),
                       has_table_privilege('bi_reader', c.oid, 'select'), has_table_privilege('analyst', c.oid, 'select')
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
@@ -458,7 +458,8 @@ class TestGovernance:
             (list(self.NEW_MARTS),),
         )
         assert rows == [
-            (name, "transformer", True, ["analyst_areas", "every_area"], True, True) for name in sorted(self.NEW_MARTS)
+            (name, "transformer", True, ["analyst_areas", "every_area", "owner_reads"], True, True)
+            for name in sorted(self.NEW_MARTS)
         ]
 
     def test_an_analyst_reads_its_areas_and_england_only(self, published: dict) -> None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import pytest
 from feeds import treatment_row, write_feed_file, write_treatment_file
 
-from misuse_warehouse import file_checks
+from misuse_warehouse import file_checks, settings
 from misuse_warehouse.contracts import contract_for
 from misuse_warehouse.file_checks import read_file
 from misuse_warehouse.refusal import Refusal
@@ -267,3 +269,137 @@ def test_arrow_reader_takes_files_without_quotes_or_problems(
 ) -> None:
     _, _, arrow_calls = _read_both(_write(landing, ODD_FILES[case].encode()), monkeypatch)
     assert arrow_calls[0] is not None
+
+
+# Bad input at any size: refused before it is read whole ----------------------------------------
+
+# Peak memory of one read_file (and of hashing the refused file, as loader.refuse does) in a fresh
+# interpreter: the peak resident set after less before (VmHWM, which exec resets; ru_maxrss would carry
+# the forking test process's), and tracemalloc's peak of Python allocations.
+_MEASURE = """
+import json, resource, sys, tracemalloc
+from pathlib import Path
+from misuse_warehouse.file_checks import landed_digest, read_file
+from misuse_warehouse.refusal import Refusal
+
+def peak_rss():
+    try:
+        with open("/proc/self/status") as status:
+            return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM:"))
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+path = Path(sys.argv[1])
+before = peak_rss()
+tracemalloc.start()
+try:
+    read_file(path)
+    code = message = None
+except Refusal as refusal:
+    code, message = refusal.code, refusal.message
+sha256, size = landed_digest(path)
+traced = tracemalloc.get_traced_memory()[1]
+after = peak_rss()
+measured = {"code": code, "message": message, "size": size, "traced_peak": traced}
+print(json.dumps(measured | {"rss_before": before, "rss_peak": after, "rss_growth": after - before}))
+"""
+MEMORY_BOUND = 64 * 2**20  # today's 100 MB line: 419 MB traced, 198 MB of RSS
+
+
+def _measured(path: Path) -> dict:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _MEASURE, str(path)], capture_output=True, text=True, check=True, timeout=300
+    )
+    measured = json.loads(done.stdout)
+    print(f"{path.name}: {measured}")  # the figures, with -s
+    return measured
+
+
+def test_a_sparse_multi_gigabyte_file_is_refused_unread(landing: Path) -> None:
+    path = _write(landing, b"")
+    size = 5 * 2**30 + 1  # 5 GiB of holes: no disk used; read whole it would be 5 GiB of memory
+    os.truncate(path, size)
+    measured = _measured(path)
+    assert measured["code"] == "file_too_large"
+    assert f"{size:,} bytes" in measured["message"] and "MISUSE_WAREHOUSE_MAX_FILE_BYTES" in measured["message"]
+    assert measured["size"] == size  # hashed (the audit's identity) in pieces
+    assert measured["rss_growth"] < MEMORY_BOUND and measured["traced_peak"] < MEMORY_BOUND
+
+
+def test_a_100_mb_single_line_is_refused_in_pieces(landing: Path) -> None:
+    path = _write(landing, HEADER.encode() + b"\n" + b"x" * (100 * 2**20))  # under the size limit, one row
+    measured = _measured(path)
+    assert measured["code"] == "line_too_long"
+    assert measured["message"].startswith(f"row 2 is {100 * 2**20:,} bytes long")
+    assert measured["rss_growth"] < MEMORY_BOUND and measured["traced_peak"] < MEMORY_BOUND
+
+
+def test_the_size_limit_is_configurable(landing: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write_treatment_file(landing, "P0001", "2025-03", [treatment_row()])
+    monkeypatch.setenv(settings.MAX_FILE_BYTES_ENV, str(path.stat().st_size))
+    assert read_file(path).row_count == 1  # the limit itself is allowed
+    monkeypatch.setenv(settings.MAX_FILE_BYTES_ENV, str(path.stat().st_size - 1))
+    refusal = _refusal(path)
+    assert refusal.code == "file_too_large" and f"{path.stat().st_size - 1:,} bytes" in refusal.message
+    for bad in ("0", "1GiB", "-5", "\u0661\u0660"):
+        monkeypatch.setenv(settings.MAX_FILE_BYTES_ENV, bad)
+        with pytest.raises(ValueError, match=settings.MAX_FILE_BYTES_ENV):
+            settings.max_file_bytes()
+    monkeypatch.delenv(settings.MAX_FILE_BYTES_ENV)
+    assert settings.max_file_bytes() == 2**30
+
+
+def test_a_long_line_is_found_across_pieces_with_its_row(landing: Path) -> None:
+    """Rows counted as the CSV readers count them (\\r\\n, \\r, \\n), a \\r\\n split between two pieces once."""
+    chunk = file_checks.SCAN_CHUNK_BYTES
+    rows = (HEADER + "\r\n" + _valid_line() + "\r" + _valid_line() + "\n").encode()
+    refusal = _refusal(_write(landing, rows + b"y" * (chunk + 5) + b"\r\n"))
+    assert refusal.code == "line_too_long" and refusal.details == [{"row": 4, "value": f"{chunk + 5} bytes"}]
+    # blank rows up to a \r that is the first piece's last byte, its \n the second's first: one row ends
+    blank_rows = chunk - 1 - len(rows)
+    straddling = rows + b"\n" * blank_rows + b"\r\n" + b"z" * (file_checks.LINE_BYTES_CERTAINLY_TOO_LONG + 1)
+    assert straddling[chunk - 1 : chunk + 1] == b"\r\n"
+    refusal = _refusal(_write(landing, straddling))
+    assert refusal.code == "line_too_long" and refusal.details[0]["row"] == 4 + blank_rows + 1
+    # shorter over-long lines are still measured in characters on the whole text
+    refusal = _refusal(_write(landing, (HEADER + "\n" + "é" * (file_checks.MAX_LINE_CHARS + 1) + "\n").encode()))
+    assert refusal.code == "line_too_long" and f"{file_checks.MAX_LINE_CHARS + 1:,} characters" in refusal.message
+
+
+def test_what_a_file_is_is_named_before_its_lines_are_measured(landing: Path) -> None:
+    """A workbook has no line breaks to speak of: it is refused as a workbook, not as one long line."""
+    workbook = b"PK\x03\x04" + b"[Content_Types].xml" + b"w" * (file_checks.LINE_BYTES_CERTAINLY_TOO_LONG * 2)
+    assert _refusal(_write(landing, workbook)).code == "wrong_file_type"
+    binary = b"a" * (file_checks.LINE_BYTES_CERTAINLY_TOO_LONG * 2) + b"\x00"
+    assert _refusal(_write(landing, binary)).code == "binary_file"
+
+
+def test_a_symbolic_link_is_refused_never_followed(landing: Path, tmp_path: Path) -> None:
+    outside = write_treatment_file(tmp_path / "elsewhere", "P0001", "2025-03", [treatment_row()])
+    assert read_file(outside).row_count == 1  # a good file...
+    link = landing / "treatment" / "2025-03" / outside.name
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    refusal = _refusal(link)  # ...linked into landing is refused
+    assert refusal.code == "symlink" and "never followed" in refusal.message
+    assert str(outside) not in refusal.message  # where it points is not the submitter's business
+    sha256, size = file_checks.landed_digest(link)
+    assert size == len(str(outside)) and sha256 == hashlib.sha256(str(outside).encode()).hexdigest()
+    # a linked month folder is refused too
+    month = landing / "treatment" / "2025-04"
+    month.symlink_to(outside.parent, target_is_directory=True)
+    linked = month / outside.name.replace("2025-03", "2025-04")
+    outside.parent.joinpath(linked.name).write_bytes(outside.read_bytes())
+    assert _refusal(month / linked.name).code == "symlink"
+
+
+def test_a_pipe_is_refused_without_waiting_for_a_writer(landing: Path) -> None:
+    path = landing / "treatment" / "2025-03" / "treatment_P0001_2025-03.csv"
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    assert _refusal(path).code == "not_a_regular_file"
+    assert file_checks.landed_digest(path) == (hashlib.sha256(b"").hexdigest(), 0)

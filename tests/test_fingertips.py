@@ -375,3 +375,51 @@ def test_stand_in_serves_real_shaped_benchmarks_near_published_england_values(tm
         assert [tuple(r[c] for c in figures) for r in read_rows(new_path)] == [
             tuple(r[c] for c in figures) for r in read_rows(old_path)
         ]
+
+
+# --- answers over the byte limit -------------------------------------------------------------
+
+
+def _endless(piece: bytes, most: int) -> Any:
+    """A chunked answer (no Content-Length) of `most` bytes at most: what a runaway API would send."""
+
+    def pieces() -> Any:
+        sent = 0
+        while sent < most:
+            sent += len(piece)
+            yield piece
+
+    return pieces()
+
+
+def test_an_answer_over_the_byte_limit_refuses_the_indicator_unread(
+    httpserver: HTTPServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tracemalloc
+
+    monkeypatch.setenv(settings.MAX_ANSWER_BYTES_ENV, str(2**20))
+    runaway = 64 * 2**20
+    row_bytes = csv_answer(ENGLAND_ROWS).partition(b"\n")[2]
+
+    def csv_for(indicator_id: int, area_type: int) -> Any:
+        if area_type == 502:
+            return _endless(csv_answer(ENGLAND_ROWS).partition(b"\n")[0] + b"\n" + row_bytes * 100, runaway)
+        return answers(area_type)
+
+    serve(httpserver, {OPIATES: (OPIATES_NAME, "%")}, csv_for)
+    tracemalloc.start()
+    try:
+        result = fingertips.pull(MONTH, client=client(httpserver), indicators=[INDICATORS[OPIATES]], out_dir=tmp_path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    [refused] = result.refused
+    assert refused["code"] == "answer_too_large" and result.files == []
+    assert "over the limit of 1,048,576 bytes (MISUSE_WAREHOUSE_MAX_ANSWER_BYTES)" in refused["message"]
+    assert "child_area_type_id=502" in refused["message"]
+    assert peak < 16 * 2**20, f"{peak:,} bytes traced: the answer was held whole"
+    # an answer that declares its length over the limit is refused before its body is read
+    httpserver.clear()
+    httpserver.expect_request("/api/indicator_metadata/by_indicator_id").respond_with_data(b" " * (2**20 + 1))
+    with pytest.raises(fingertips.FingertipsApiError, match="it declared 1,048,577 bytes"):
+        fingertips.pull(MONTH, client=client(httpserver), indicators=[INDICATORS[OPIATES]], out_dir=tmp_path)

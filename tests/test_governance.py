@@ -43,7 +43,7 @@ COUNT_KPIS = {"T1", "T2", "T7_month", "T7_12m", "T8", "C1_unlinked", "C5_starts"
 RATE_KPIS = {"T3_pct_over_21d", "T4", "T5", "T6", "C1", "C3_positivity", "C3_attendance", "C4"}
 # count columns outside kpi_monthly that do not count people: files and areas
 # counts of files and areas, not of people
-NOT_PERSON_COUNTS = {("dim_provider", "submission_count"), ("dim_provider", "area_count")} | {
+NOT_PERSON_COUNTS = {("dim_provider", "submission_count")} | {
     ("fct_area_month_completeness", f"{kind}_file_count") for kind in ("expected", "received", "missing", "late")
 }
 
@@ -182,7 +182,10 @@ def test_medway_analyst_sees_medway_rows_only_and_cannot_widen(governed: Any) ->
     assert {"kpi_monthly", "dim_area", "dim_contract", "dim_kpi_target"} <= tables.keys()
     with connect_as(governed, "gov_medway") as conn:
         for table, column in tables.items():
-            assert areas_seen(conn, "marts", table, column) <= {MEDWAY, None, *shared}, table
+            # a row with no area is no analyst's, but for a target that applies to every area
+            no_area = {None} if table in roles.EVERY_AREA_WHEN_NULL else set()
+            assert areas_seen(conn, "marts", table, column) <= {MEDWAY, *shared, *no_area}, table
+        assert None in areas_seen(conn, "marts", "dim_kpi_target", "area_id"), "C1's 75% for every area"
         assert areas_seen(conn, "marts", "kpi_monthly", "area_code") == {MEDWAY}
         medway_rows = governed.query("select count(*) from marts.kpi_monthly where area_code = %s", (MEDWAY,))
         assert conn.execute("select count(*) from marts.kpi_monthly").fetchone() == medway_rows[0]
@@ -271,8 +274,15 @@ def test_published_tables_carry_grants_and_policies(governed: Any) -> None:
                where n.nspname = %s and c.relname = any(%s) group by 1, 2""",
             (schema, list(tables)),
         )
-        expected = ["analyst_areas", "every_area"] if schema == "marts" else ["every_area"]
+        expected = ["every_area", "owner_reads"]
+        expected = sorted(["analyst_areas", *expected]) if schema == "marts" else expected
         assert {name: (rls, policies) for name, rls, policies in secured} == {t: (True, expected) for t in tables}
+        forced = governed.query(
+            """select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+               where n.nspname = %s and c.relname = any(%s) and not c.relforcerowsecurity""",
+            (schema, list(tables)),
+        )
+        assert forced == [], "row-level security binds the owner too"
     # every view the project builds runs with the invoker's rights (and so the invoker's policies)
     views = governed.query(
         """select n.nspname, c.relname, coalesce('security_invoker=true' = any(c.reloptions), false)
@@ -280,6 +290,74 @@ def test_published_tables_carry_grants_and_policies(governed: Any) -> None:
            where c.relkind = 'v' and n.nspname not in ('pg_catalog', 'information_schema')"""
     )
     assert views and all(invoker for _, _, invoker in views), views
+
+
+def test_provider_facts_by_area_follow_the_analysts_areas(governed: Any) -> None:
+    """dim_provider is read whole, so it holds no area facts; a provider's episodes by area are under the policy."""
+    columns = governed.query(
+        """select column_name from information_schema.columns
+           where table_schema = 'marts' and table_name = 'dim_provider'"""
+    )
+    assert not {c for (c,) in columns} & {"area_ids", "area_count", "episode_count", "area_id", "area_code"}
+    everything = governed.query(
+        "select provider_id, area_id, episode_count from marts.fct_provider_area_episodes order by 1, 2"
+    )
+    assert everything == [
+        ("P0001", MEDWAY, 10),
+        ("P0002", HEREFORDSHIRE, 6),
+        ("P0003", WORCESTERSHIRE, 5),
+        ("P0004", HEREFORDSHIRE, None),
+    ]
+    query = "select provider_id, area_id, episode_count from marts.fct_provider_area_episodes order by 1, 2"
+    with connect_as(governed, "gov_medway") as conn:
+        assert conn.execute(query).fetchall() == everything[:1]
+        assert conn.execute("select count(*) from marts.dim_provider").fetchone() == (4,), "names and codes: all"
+    with connect_as(governed, "gov_west_mercia") as conn:
+        assert conn.execute(query).fetchall() == everything[1:]
+    with connect_as(governed, "gov_bi") as conn:
+        assert conn.execute(query).fetchall() == everything
+
+
+def test_rows_without_an_area_are_no_analysts(governed: Any) -> None:
+    """Only the every-area readers see a row with no area, but in a table whose NULL means every area."""
+    with psycopg.connect(governed.url, autocommit=True) as conn:
+        conn.execute("drop schema if exists gov_null cascade")
+        conn.execute("create schema gov_null authorization transformer")
+        conn.execute("set role transformer")
+        for table in ("cells", "dim_kpi_target"):
+            values = sql.SQL("values ({}, 1), ({}, 2), (null, 3)").format(
+                sql.Literal(MEDWAY), sql.Literal(HEREFORDSHIRE)
+            )
+            conn.execute(
+                sql.SQL("create table {} as select * from ({}) v (area_id, value)").format(
+                    sql.Identifier("gov_null", table), values
+                )
+            )
+        roles.secure_published(conn, "gov_null", (roles.BI_READER,), analysts=True)
+    try:
+        with connect_as(governed, "gov_medway") as conn:
+            assert areas_seen(conn, "gov_null", "cells", "area_id") == {MEDWAY}
+            assert areas_seen(conn, "gov_null", "dim_kpi_target", "area_id") == {MEDWAY, None}
+        with connect_as(governed, "gov_bi") as conn:
+            assert areas_seen(conn, "gov_null", "cells", "area_id") == {MEDWAY, HEREFORDSHIRE, None}
+    finally:
+        with psycopg.connect(governed.url, autocommit=True) as conn:
+            conn.execute("drop schema gov_null cascade")
+
+
+def test_forced_row_level_security_leaves_the_owner_reading_not_writing(governed: Any) -> None:
+    """The transformer owns the published tables: it reads every row (publication checksums them) and
+    changes none; with row-level security only enabled, not forced, the owner passed it by."""
+    rows = governed.query("select count(*) from marts.kpi_monthly")[0][0]
+    assert rows > 0
+    with connect_as(governed, "gov_transformer") as conn:
+        assert conn.execute("select count(*) from marts.kpi_monthly").fetchone() == (rows,)
+        assert conn.execute("delete from marts.kpi_monthly").rowcount == 0
+        assert conn.execute("update marts.dim_area set area_name = 'x'").rowcount == 0
+        with pytest.raises(errors.InsufficientPrivilege, match="row-level security"):
+            conn.execute("insert into marts.fct_provider_area_episodes values ('P9|E06000035', 'P9', %s, 9)", (MEDWAY,))
+    assert governed.query("select count(*) from marts.kpi_monthly") == [(rows,)]
+    assert governed.query("select count(*) from marts.dim_area where area_name = 'x'") == [(0,)]
 
 
 def test_published_marts_keep_the_indexes_bi_queries_need(governed: Any) -> None:
@@ -342,7 +420,7 @@ def test_no_published_cell_holds_a_count_of_1_to_4(governed: Any) -> None:
               and data_type in ('integer', 'bigint', 'smallint', 'numeric')
               and column_name ~ '(^|_)(count|persons|people|episodes|clients|numerator|denominator)$'"""
     )
-    assert ("dim_provider", "episode_count") in count_columns
+    assert ("fct_provider_area_episodes", "episode_count") in count_columns
     for table, column in count_columns:
         if (table, column) in NOT_PERSON_COUNTS:
             continue
@@ -351,7 +429,9 @@ def test_no_published_cell_holds_a_count_of_1_to_4(governed: Any) -> None:
         )
         assert governed.query(query.as_string(None)) == [(0,)], f"{table}.{column}"
     # the provider with two episodes has its count hidden
-    assert governed.query("select episode_count from marts.dim_provider where provider_id = 'P0004'") == [(None,)]
+    assert governed.query("select episode_count from marts.fct_provider_area_episodes where provider_id = 'P0004'") == [
+        (None,)
+    ]
 
 
 def test_secondary_suppression_in_the_published_breakdowns(governed: Any) -> None:

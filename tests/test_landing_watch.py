@@ -133,3 +133,22 @@ def test_a_landing_watch_run_starts_the_monthly_run_for_the_new_months(pipeline,
         """select period_start::text, count(*) from raw.submissions where status = 'loaded'
            group by 1 order by 1"""
     ) == [("2025-03-01", 2), ("2025-04-01", 1)]
+
+
+def test_a_symbolic_link_is_seen_but_never_followed(db: psycopg.Connection, landing: Path, tmp_path: Path) -> None:
+    """A link in landing starts a run, which refuses it (file_checks); the watch reads the link, not its target."""
+    import hashlib
+
+    db.autocommit = True
+    outside = write_treatment_file(tmp_path / "elsewhere", "P0001", "2025-03", [treatment_row()])
+    link = landing / "treatment" / "2025-03" / outside.name
+    link.parent.mkdir(parents=True)
+    link.symlink_to(outside)
+    then = time.time() - 120
+    os.utime(link, (then, then), follow_symlinks=False)
+    files, settling = landing_watch.landed(landing, all_contracts())
+    assert [f.path for f in files] == [link] and settling == []
+    assert _look(db, landing) == [link.name]
+    target = str(outside).encode()
+    stored = db.execute("select file_bytes, file_sha256 from ops.landing_files").fetchall()
+    assert stored == [(len(target), hashlib.sha256(target).hexdigest())]

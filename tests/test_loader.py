@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import os
 from pathlib import Path
 
 import psycopg
@@ -210,3 +211,38 @@ def test_embedded_warehouse_orders_text_by_code_point(warehouse_url: str) -> Non
         ordered = [row[0] for row in conn.execute("select s from unnest(array['b', 'a', 'B', 'é', 'Z']) s order by s")]
     assert (provider, locale) == ("b", "C.UTF-8")
     assert ordered == ["B", "Z", "a", "b", "é"]
+
+
+def test_oversized_and_linked_files_are_quarantined_and_the_month_loads(
+    db: psycopg.Connection, landing: Path, tmp_path: Path
+) -> None:
+    """A multi-GB file and a symbolic link are refused by the ingest with their reasons and quarantined, unread;
+    the other files of the month load."""
+    from misuse_warehouse import pipeline
+
+    good = write_treatment_file(landing, "P0001", "2025-03", [treatment_row()])
+    good_bytes = good.stat().st_size
+    huge = landing / "treatment" / "2025-03" / "treatment_P0002_2025-03.csv"
+    huge.touch()
+    os.truncate(huge, 3 * 2**30)  # sparse: no disk used
+    outside = write_treatment_file(tmp_path / "elsewhere", "P0003", "2025-03", [treatment_row(episode_id="E9")])
+    link = landing / "treatment" / "2025-03" / outside.name
+    link.symlink_to(outside)
+    paths = pipeline.discover(str(landing), "2025-03")
+    assert paths == [str(good), str(huge), str(link)]  # the link is taken, to be refused
+    outcomes = {Path(o["file"]).name: o for o in pipeline.ingest_files(paths, "size-run")}
+    assert outcomes[good.name]["status"] == "loaded"
+    assert outcomes[huge.name]["refusal_code"] == "file_too_large"
+    assert outcomes[link.name]["refusal_code"] == "symlink"
+    folder = settings.quarantine_dir() / "treatment" / "2025-03"
+    assert json.loads((folder / f"{huge.name}.reason.json").read_text())["code"] == "file_too_large"
+    assert (folder / huge.name).stat().st_size == 3 * 2**30 and not huge.exists()
+    assert (folder / link.name).is_symlink() and outside.exists()  # the link moved, its target untouched
+    assert "symlink" in (folder / f"{link.name}.report.csv").read_text()
+    audit = db.execute("select file_name, status, file_bytes from raw.submissions order by submission_id").fetchall()
+    assert audit == [
+        (good.name, "loaded", good_bytes),
+        (huge.name, "refused", 3 * 2**30),
+        (link.name, "refused", len(str(outside))),
+    ]
+    assert db.execute("select count(*) from raw.treatment_episodes").fetchone() == (1,)

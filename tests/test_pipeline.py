@@ -65,7 +65,8 @@ def test_month_end_to_end_publishes_and_a_resubmission_replaces(
         "select c.conrelid::regclass::text, c.confrelid::regclass::text from pg_constraint c "
         "join pg_namespace n on n.oid = c.connamespace where c.contype = 'f' and n.nspname in ('marts', 'marts_person')"
     )
-    assert len(foreign_keys) == 34
+    assert len(foreign_keys) == 35
+    assert ("marts.fct_provider_area_episodes", "marts.dim_provider") in foreign_keys
     assert ("marts_person.fct_treatment_person_months", "marts.dim_area") in foreign_keys
     assert ("marts.kpi_monthly", "marts.dim_month") in foreign_keys
     assert {target.split(".")[0] for _, target in foreign_keys} == {"marts"}

@@ -24,7 +24,7 @@ import yaml
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from misuse_warehouse import pipeline, police
+from misuse_warehouse import pipeline, police, settings
 from misuse_warehouse.simulate import police_api
 
 FIXTURE = Path(__file__).parent / "fixtures" / "police" / "crimes-street_all-crime_2014-08.json"
@@ -768,3 +768,45 @@ def test_the_simulated_api_can_be_taken_down_and_brought_back(
     assert all("HTTP 503" in g["reason"] and "Service Unavailable" in g["reason"] for g in down["gaps"])
     assert back["pulled"] == ["2025-04", "2025-05", "2025-06"] and back["gaps"] == []
     assert pipeline.police_gaps(db) == []
+
+
+def test_an_answer_over_the_byte_limit_is_refused_unread_and_the_last_pull_stays(
+    db: psycopg.Connection, httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tracemalloc
+
+    _serve_fixture(httpserver)
+    first = _pull(db, httpserver.url_for("/api"))
+    assert first["status"] == "loaded"
+    monkeypatch.setenv(settings.MAX_ANSWER_BYTES_ENV, str(2**20))  # the fixture's answer (220 kB) fits
+    crime = (json.dumps(_crime("e" * 64, 5, 51.50, 0.00)) + ",").encode() * 200
+    runaway = 64 * 2**20
+
+    def endless(request: Request) -> Response:
+        def pieces() -> Any:
+            yield b"["
+            for _ in range(runaway // len(crime)):
+                yield crime
+
+        return Response(pieces(), content_type="application/json")
+
+    httpserver.clear()
+    _dates(httpserver, MONTH)
+    _serve(httpserver, "drugs", [c for c in FIXTURE_CRIMES if c["category"] == "drugs"])
+    httpserver.expect_request("/api/crimes-street/all-crime").respond_with_handler(endless)
+    tracemalloc.start()
+    try:
+        result = _pull(db, httpserver.url_for("/api"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert result["status"] == "refused" and result["refusal_code"] == "police_answer_too_large"
+    assert "over the limit of 1,048,576 bytes (MISUSE_WAREHOUSE_MAX_ANSWER_BYTES)" in result["reason"]
+    assert result["in_force"]["submission_id"] == first["submission_id"], "the last good pull stays in force"
+    assert peak < 16 * 2**20, f"{peak:,} bytes traced: the answer was held whole"
+    assert len([r for r in httpserver.log if "all-crime" in r[0].path]) == 1, "refused, not retried"
+    audit = db.execute("select status, refusal_code from raw.submissions order by submission_id").fetchall()
+    assert audit == [("loaded", None), ("refused", "police_answer_too_large")]
+    # the same answer next run adds no second refusal
+    again = _pull(db, httpserver.url_for("/api"))
+    assert again["status"] == "refused" and again["submission_id"] == result["submission_id"]

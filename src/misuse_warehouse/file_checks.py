@@ -11,20 +11,25 @@ from __future__ import annotations
 
 import csv
 import difflib
+import errno
 import hashlib
 import io
+import os
 import re
+import stat
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO
 from zoneinfo import ZoneInfo
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
+from misuse_warehouse import settings
 from misuse_warehouse.contracts import Contract, all_contracts
 from misuse_warehouse.refusal import Finding, Refusal
 
@@ -35,6 +40,10 @@ MAX_EXAMPLES = 20
 # file that lost its line breaks or a field gone wild, and the CSV reader would choke on it.
 MAX_LINE_CHARS = 10_000
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
+# A line of more bytes than this has more than MAX_LINE_CHARS characters whatever its text (UTF-8 takes at
+# most 4 bytes a character), so it is refused while the file is scanned in pieces, before it is read whole.
+LINE_BYTES_CERTAINLY_TOO_LONG = 4 * MAX_LINE_CHARS
+SCAN_CHUNK_BYTES = 1 << 20
 WITHHELD = "(withheld: personal data)"
 TIMEZONE = ZoneInfo("Europe/London")
 
@@ -169,6 +178,164 @@ def check_period_started(name: FileName, contract: Contract, today: date | None 
         )
 
 
+def open_landed(path: Path) -> BinaryIO:
+    """The landed file opened for reading, or a Refusal when it is not a plain file within the size limit.
+
+    A symbolic link (the file, or its month or feed folder) could point at anything the worker may
+    read — another area's archive, a system file — so it is refused by what it is and never
+    followed (O_NOFOLLOW closes the gap between looking and opening). A FIFO or device is refused
+    unread too (opened non-blocking: a FIFO would otherwise hang the task). The size is taken from
+    the open file before a byte is read: a file over `settings.max_file_bytes()` is refused whole.
+    """
+    for folder in (path.parent, path.parent.parent):
+        if folder.is_symlink():
+            raise _symlink_refusal(f"its folder {folder.name}/ is a symbolic link")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno == errno.ELOOP or path.is_symlink():
+            raise _symlink_refusal("the file is a symbolic link") from None
+        raise
+    handle = os.fdopen(fd, "rb")
+    try:
+        found = os.fstat(handle.fileno())
+        if not stat.S_ISREG(found.st_mode):
+            raise Refusal(
+                "not_a_regular_file",
+                "the name is not a plain file (a pipe, device or socket): put the CSV file itself in landing",
+            )
+        if found.st_size > settings.max_file_bytes():
+            raise _too_large(found.st_size)
+        os.set_blocking(handle.fileno(), True)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
+
+
+def _too_large(size: int, at_least: str = "") -> Refusal:
+    limit = settings.max_file_bytes()
+    return Refusal(
+        "file_too_large",
+        f"the file is {at_least}{size:,} bytes, over the limit of {limit:,} bytes ({settings.MAX_FILE_BYTES_ENV}); "
+        "it was not read. Check the export (a whole history, or a query that ran away) and send the month's file only",
+        [{"value": f"{at_least}{size} bytes"}],
+    )
+
+
+def _symlink_refusal(what: str) -> Refusal:
+    return Refusal(
+        "symlink",
+        f"{what}: links in landing are never followed; copy the file itself into landing",
+    )
+
+
+def landed_digest(path: Path) -> tuple[str, int]:
+    """(sha256, bytes) of a landed file, read in pieces: the audit's identity of any file, refused ones included.
+
+    Never follows a link: a symbolic link is identified by the path it holds (its own bytes), a pipe
+    or device by nothing (empty), so recording a refusal never reads what the refusal kept out.
+    """
+    found = path.lstat()
+    if stat.S_ISLNK(found.st_mode):
+        target = os.fsencode(os.readlink(path))
+        return hashlib.sha256(target).hexdigest(), len(target)
+    if not stat.S_ISREG(found.st_mode):
+        return hashlib.sha256(b"").hexdigest(), 0
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest(), os.fstat(handle.fileno()).st_size
+
+
+def _scan_lines(handle: BinaryIO) -> None:
+    """Refuse, reading 1 MiB at a time, a file that would be costly to read whole for nothing.
+
+    What the file really is (a workbook, an archive) is named from its first piece, as `decode`
+    does; then a line too long for any contract row in any encoding (a file that lost its line
+    breaks, one field run on for 100 MB) is refused with its row and length. Memory stays at one
+    piece whatever the file. Shorter problems, and any file with a NUL byte (refused as binary by
+    `decode`, which names the row), are left to the checks on the whole file.
+
+    Lines are neither split nor counted: each step looks for the last line break within the longest
+    line allowed from the start of the current row (`rfind`, in C), so a usual piece costs a few
+    dozen steps whatever its number of rows; rows are counted only to name a row refused.
+    """
+    limit = LINE_BYTES_CERTAINLY_TOO_LONG
+    open_bytes, pending_cr = 0, False  # bytes so far of the row open at the piece's start
+    long_row: int | None = None  # a row found too long, measured to its end
+    first = True
+    while True:
+        offset = handle.tell()
+        chunk = handle.read(SCAN_CHUNK_BYTES)
+        if not chunk:
+            break
+        if first:
+            _refuse_other_formats(chunk)
+            first = False
+        if b"\x00" in chunk:
+            return
+        skip = 1 if pending_cr and chunk.startswith(b"\n") else 0  # a \r\n split over two pieces
+        data = chunk[skip:]
+        pending_cr = chunk.endswith(b"\r")
+        start = 0
+        while long_row is None:
+            window = start + (limit - open_bytes) + 1
+            last = max(data.rfind(b"\n", start, window), data.rfind(b"\r", start, window))
+            if last >= 0:
+                start, open_bytes = last + 1, 0
+                if start >= len(data):
+                    break
+            elif window > len(data):  # the row runs on into the next piece, still short enough
+                open_bytes += len(data) - start
+                break
+            else:  # no line break within the longest row allowed
+                long_row = _row_at(handle, offset + skip + start)
+        if long_row is None:
+            continue
+        end = _next_line_break(data, start)
+        if end >= 0:
+            raise _line_too_long(long_row, open_bytes + end - start)
+        open_bytes += len(data) - start
+        start = 0
+    if long_row is not None:
+        raise _line_too_long(long_row, open_bytes)
+
+
+def _row_at(handle: BinaryIO, offset: int) -> int:
+    """The row (from 1) of the byte at `offset`, counted from the file's start; the handle's position is kept.
+
+    Only for a refusal: counting line breaks costs more than the scan itself.
+    """
+    here = handle.tell()
+    handle.seek(0)
+    row, left, pending_cr = 1, offset, False
+    while left > 0 and (piece := handle.read(min(SCAN_CHUNK_BYTES, left))):
+        left -= len(piece)
+        row += _line_breaks(piece, len(piece)) - (pending_cr and piece.startswith(b"\n"))
+        pending_cr = piece.endswith(b"\r")
+    handle.seek(here)
+    return row
+
+
+def _line_breaks(data: bytes, end: int) -> int:
+    """Line breaks in data[:end], a \\r\\n once, as the CSV readers count records."""
+    return data.count(b"\n", 0, end) + data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end)
+
+
+def _next_line_break(data: bytes, start: int) -> int:
+    """Where the first line break at or after `start` is, or -1."""
+    found = [i for i in (data.find(b"\n", start), data.find(b"\r", start)) if i >= 0]
+    return min(found, default=-1)
+
+
+def _line_too_long(row: int, length: int) -> Refusal:
+    return Refusal(
+        "line_too_long",
+        f"row {row} is {length:,} bytes long (at most {MAX_LINE_CHARS:,} characters): "
+        "the file has lost its line breaks or a field has run on",
+        [{"row": row, "value": f"{length} bytes"}],
+    )
+
+
 def _refuse_other_formats(raw: bytes) -> None:
     """Name what the file really is when it is not CSV text: the submitter can then fix it at once."""
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -274,7 +441,12 @@ def read_file(path: Path) -> ParsedFile:
     name = parse_file_name(path)
     contract = all_contracts()[name.feed]
     check_period_started(name, contract)
-    raw = path.read_bytes()
+    with open_landed(path) as handle:
+        _scan_lines(handle)
+        handle.seek(0)
+        raw = handle.read(settings.max_file_bytes() + 1)  # a file still growing is not read past the limit
+    if len(raw) > settings.max_file_bytes():
+        raise _too_large(len(raw), "at least ")
     text = decode(raw)
     raw_lines = raw.splitlines()  # at \n, \r and \r\n, as the CSV readers split records
     _check_line_lengths(raw_lines, text)

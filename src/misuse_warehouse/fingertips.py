@@ -49,6 +49,7 @@ from urllib3.util.retry import Retry
 
 from misuse_warehouse import settings
 from misuse_warehouse.contracts import contract_for
+from misuse_warehouse.http_limits import AnswerTooLarge, read_capped
 from misuse_warehouse.months import parse_month
 
 log = logging.getLogger(__name__)
@@ -205,11 +206,15 @@ class FingertipsClient:
         self.requests_made = 0
 
     def get(self, path: str, params: dict[str, Any]) -> tuple[str, bytes]:
-        """(url, body) of a 200 answer; FingertipsApiError naming the URL otherwise."""
+        """(url, body) of a 200 answer; FingertipsApiError naming the URL otherwise.
+
+        The body is read as a stream up to `settings.max_answer_bytes()`; a larger answer raises
+        AnswerTooLarge (http_limits) before it is held whole: `pull` refuses the indicator.
+        """
         url = requests.Request("GET", f"{self.base_url}/{path}", params=params).prepare().url or path
         self.requests_made += 1
         try:
-            response = self.session.get(url, timeout=self.policy.timeout)
+            response = read_capped(self.session.get(url, timeout=self.policy.timeout, stream=True))
         except requests.RequestException as error:
             raise FingertipsApiError(
                 f"Fingertips API: no answer after {self.policy.attempts} tries ({error}) — {url}"
@@ -532,7 +537,10 @@ def pull(
     archive = archive_folder(month)
     result = Pull(month, client.base_url)
 
-    url, body = client.metadata(i.indicator_id for i in indicators)
+    try:
+        url, body = client.metadata(i.indicator_id for i in indicators)
+    except AnswerTooLarge as error:
+        raise FingertipsApiError(f"Fingertips API: indicator_metadata: {error} — {error.url}") from None
     metadata_file = _archive(archive, "indicator_metadata", ".json", body)
     try:
         entries = metadata_entries(body)
@@ -551,7 +559,11 @@ def pull(
             unit = str(entry["Unit"]["Label"])  # checked above
             answers, archived = [], [metadata_file]
             for area_type in AREA_TYPES:
-                csv_url, csv_body = client.data_csv(iid, area_type)
+                try:
+                    csv_url, csv_body = client.data_csv(iid, area_type)
+                except AnswerTooLarge as error:
+                    message = f"indicator {iid}, area type {area_type}: {error} — {error.url}"
+                    raise IndicatorRefused("answer_too_large", message, archived) from None
                 path = _archive(archive, f"indicator_{iid}_area_type_{area_type}", ".csv", csv_body)
                 archived.append(path)
                 try:

@@ -17,7 +17,6 @@ A file taken leaves landing (archive or quarantine), so landing holds what is st
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import time
@@ -71,9 +70,10 @@ def landed(root: Path, feeds: Iterable[str], now: float | None = None) -> tuple[
                 log.warning("landing: %s is not a YYYY-MM folder: its files are not taken", month_folder)
                 continue
             for path in sorted(month_folder.iterdir()):
-                if not path.is_file() or path.name.startswith("."):
+                # a symbolic link is taken (the run refuses it) but never followed: lstat, and its digest is its own
+                if not (path.is_symlink() or path.is_file()) or path.name.startswith("."):
                     continue
-                stat = path.stat()
+                stat = path.lstat()
                 if now - stat.st_mtime < SETTLE_SECONDS:
                     settling.append(path)
                     continue
@@ -82,11 +82,9 @@ def landed(root: Path, feeds: Iterable[str], now: float | None = None) -> tuple[
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    from misuse_warehouse.file_checks import landed_digest  # pyarrow: only when a file is new to the watch
+
+    return landed_digest(path)[0]
 
 
 def new_files(

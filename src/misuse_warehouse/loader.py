@@ -12,7 +12,6 @@ which the sender sets: retention counts from receipt.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -30,7 +29,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 
 from misuse_warehouse import copy_text, faults, pseudonymise, settings, validation_report
-from misuse_warehouse.file_checks import MAX_EXAMPLES, ParsedFile, parse_file_name
+from misuse_warehouse.file_checks import MAX_EXAMPLES, ParsedFile, landed_digest, parse_file_name
 from misuse_warehouse.refusal import Finding, Refusal
 
 # Rows per COPY write (a national month loaded in 3.7-4.1 s in batches of 16,384 rows, 3.5 s of 1,024,
@@ -313,9 +312,12 @@ def refuse(
     submission_id: int | None = None,
     seen_at: datetime | None = None,
 ) -> Outcome:
-    """Audit the refusal, then move the file to quarantine with its reasons and report beside it."""
-    raw = path.read_bytes()
-    sha256 = hashlib.sha256(raw).hexdigest()
+    """Audit the refusal, then move the file to quarantine with its reasons and report beside it.
+
+    The file is hashed in pieces, never read whole (it may have been refused for its size) and never
+    through a symbolic link (file_checks.landed_digest).
+    """
+    sha256, size = landed_digest(path)
     try:
         name = parse_file_name(path)
         feed, source, period, start = name.feed, name.source, name.period, name.period_start
@@ -338,7 +340,7 @@ def refuse(
                 period if _is_month(period) else None,
                 path.name,
                 sha256,
-                len(raw),
+                size,
                 received_at,
                 refusal.code,
                 refusal.message,
@@ -370,7 +372,7 @@ def quarantine(path: Path, refusal: Refusal, received_at: datetime | None = None
     folder = settings.quarantine_dir() / path.parent.parent.name / path.parent.name
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / path.name
-    if target.exists() and _sha256(target) != _sha256(path):
+    if (target.exists() or target.is_symlink()) and _sha256(target) != _sha256(path):
         _set_aside(target)
     shutil.move(str(path), target)
     settings.make_private(target)  # a moved file keeps the sender's mode
@@ -391,12 +393,12 @@ def _set_aside(target: Path) -> None:
     earlier.mkdir(exist_ok=True)
     prefix = _sha256(target)[:16]
     for old in target.parent.iterdir():
-        if old.is_file() and (old.name == target.name or old.name.startswith(f"{target.name}.")):
+        if (old.is_file() or old.is_symlink()) and (old.name == target.name or old.name.startswith(f"{target.name}.")):
             old.rename(earlier / f"{prefix}_{old.name}")
 
 
 def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return landed_digest(path)[0]
 
 
 def archive(path: Path, sha256: str, received_at: datetime | None = None) -> Path:

@@ -73,8 +73,12 @@ def discover(landing: str | None, month: str) -> list[str]:
     waiting = sorted({p.name for p in root.iterdir() if p.is_dir() and p.name not in feeds}) if root.exists() else []
     if waiting:
         log.warning("no contract loaded yet for %s: those files stay in the landing area", ", ".join(waiting))
+    # a symbolic link is taken like a file, to be refused and quarantined (file_checks.open_landed), never followed
     files = sorted(
-        str(p) for feed in feeds for p in (root / feed / month).glob("*") if p.is_file() and not p.name.startswith(".")
+        str(p)
+        for feed in feeds
+        for p in (root / feed / month).glob("*")
+        if (p.is_symlink() or p.is_file()) and not p.name.startswith(".")
     )
     log.info("%d files for %s in %s", len(files), month, root)
     return files

@@ -60,6 +60,7 @@ from psycopg import sql
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
 
 from misuse_warehouse import settings
+from misuse_warehouse.http_limits import Answer, AnswerTooLarge, read_capped
 from misuse_warehouse.months import parse_month
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ REFUSAL_CODES = {
     "police_unreadable_crime": "a crime lacks a field the warehouse reads, or holds one it cannot read",
     "police_wrong_month": "crimes of another month than the one asked for",
     "police_empty_after_crimes": "an empty answer where the pull in force had crimes",
+    "police_answer_too_large": "an answer over the byte limit (MISUSE_WAREHOUSE_MAX_ANSWER_BYTES): not read, not kept",
 }
 """Why a police answer was refused (raw.submissions.refusal_code)."""
 
@@ -310,7 +312,7 @@ class _TooMany(Exception):
     """503 with no body: the answer would be over 10,000 crimes."""
 
 
-def _too_many_crimes(response: requests.Response) -> bool:
+def _too_many_crimes(response: Answer) -> bool:
     """The API's own too-many-crimes answer: 503 with an empty body and no Retry-After.
 
     data.police.uk documents only the status for it; an outage's 503 comes from whatever stands in
@@ -319,7 +321,7 @@ def _too_many_crimes(response: requests.Response) -> bool:
     return response.status_code == 503 and not response.content.strip() and "Retry-After" not in response.headers
 
 
-def _status_text(response: requests.Response) -> str:
+def _status_text(response: Answer) -> str:
     body = response.content[:80].decode("utf-8", "replace").strip()
     body = " ".join(body.split())
     return f"HTTP {response.status_code} {response.reason}" + (f" ({body!r})" if body else "")
@@ -392,8 +394,12 @@ class PoliceClient:
             raise where.error(shown, _status_text(response))
         return method, shown, response.content
 
-    def _send(self, method: str, url: str, data: str | None, where: _Where) -> requests.Response:
-        """One request, retried on timeouts, connection errors, 429 and 5xx (not the too-many-crimes 503)."""
+    def _send(self, method: str, url: str, data: str | None, where: _Where) -> Answer:
+        """One request, retried on timeouts, connection errors, 429 and 5xx (not the too-many-crimes 503).
+
+        The body is read as a stream up to `settings.max_answer_bytes()` (http_limits): an answer
+        over it is refused (`police_answer_too_large`), not retried and not held whole.
+        """
         policy = self.policy
         shown = url if data is None else f"{url} (POST)"
         if self.gave_up_in_a_row >= policy.give_up_after:
@@ -420,9 +426,16 @@ class PoliceClient:
                     self.limiter.acquire()
                     self.requests_made += 1
                     try:
-                        response = self.session.request(method, url, data=data, headers=headers, timeout=policy.timeout)
+                        response = read_capped(
+                            self.session.request(
+                                method, url, data=data, headers=headers, timeout=policy.timeout, stream=True
+                            )
+                        )
                     except (requests.Timeout, requests.ConnectionError) as error:
                         raise _Retryable(f"{type(error).__name__}: {error}") from error
+                    except AnswerTooLarge as error:
+                        self.gave_up_in_a_row = 0  # the API answered
+                        raise where.refused(shown, "police_answer_too_large", str(error)) from None
                     if response.status_code == 429:
                         raise _Retryable("HTTP 429 Too Many Requests", _retry_after(response))
                     if response.status_code >= 500 and not _too_many_crimes(response):
@@ -444,7 +457,7 @@ class PoliceClient:
         return wait
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(response: Answer) -> float | None:
     try:
         return float(response.headers.get("Retry-After", ""))
     except ValueError:
@@ -745,6 +758,35 @@ def _refuse(
     return submission_id, True
 
 
+def _refused(
+    conn: psycopg.Connection,
+    refusal: AnswerRefused,
+    period_start: date,
+    sha256: str,
+    file_bytes: int,
+    received_at: datetime,
+    dag_run_id: str | None,
+) -> dict[str, Any]:
+    """Record the refused answer (`_refuse`) and say what stays in force: the outcome of `pull`."""
+    submission_id, new = _refuse(conn, refusal, period_start, sha256, file_bytes, received_at, dag_run_id)
+    standing = in_force(conn, refusal.area, refusal.month)
+    kept = f"submission {standing['submission_id']} stays in force" if standing else "no pull in force"
+    again = "" if new else " (the same answer as before)"
+    log.warning("%s %s: answer REFUSED (%s)%s: %s", refusal.area, refusal.month, refusal.code, again, refusal.problem)
+    return {
+        "status": "refused",
+        "submission_id": submission_id,
+        "in_force": standing,
+        "rows": 0,
+        "crimes": None,
+        "split_line_repeats_dropped": None,
+        "unknown_outcomes": {},
+        "refusal_code": refusal.code,
+        "reason": refusal.problem,
+        "message": f"answer refused ({refusal.code}) as submission {submission_id}{again}: {kept}",
+    }
+
+
 def pull(
     conn: psycopg.Connection,
     area_code: str,
@@ -775,7 +817,19 @@ def pull(
     folder = archive_folder(area_code, month)
     received_at = datetime.now(UTC)
     started = client.requests_made
-    fetched = [_fetch(client, area, month, category, folder, client.policy) for category in CATEGORIES]
+    try:
+        fetched = [_fetch(client, area, month, category, folder, client.policy) for category in CATEGORIES]
+    except AnswerRefused as refusal:  # an answer over the byte limit: nothing of it was kept to name it by
+        sha256 = hashlib.sha256(f"{refusal.code} {refusal.url}".encode()).hexdigest()
+        summary = {
+            "area": area_code,
+            "month": month,
+            "responses": {},
+            "requests": client.requests_made - started,
+            "archive": str(folder),
+            "sha256": sha256,
+        }
+        return summary | _refused(conn, refusal, _month_start(month), sha256, 0, received_at, dag_run_id)
     responses = [{"category": f.category, **r} for f in fetched for r in f.responses]
     manifest = "".join(f"{r['category']} {r['part']} {r['sha256']}\n" for r in responses)
     sha256 = hashlib.sha256(manifest.encode()).hexdigest()
@@ -811,23 +865,7 @@ def pull(
                     )
                     raise AnswerRefused(area_code, month, f"{f.category} answers", "police_empty_after_crimes", problem)
     except AnswerRefused as refusal:
-        submission_id, new = _refuse(conn, refusal, period_start, sha256, file_bytes, received_at, dag_run_id)
-        standing = in_force(conn, area_code, month)
-        kept = f"submission {standing['submission_id']} stays in force" if standing else "no pull in force"
-        again = "" if new else " (the same answer as before)"
-        log.warning("%s %s: answer REFUSED (%s)%s: %s", area_code, month, refusal.code, again, refusal.problem)
-        return summary | {
-            "status": "refused",
-            "submission_id": submission_id,
-            "in_force": standing,
-            "rows": 0,
-            "crimes": None,
-            "split_line_repeats_dropped": None,
-            "unknown_outcomes": {},
-            "refusal_code": refusal.code,
-            "reason": refusal.problem,
-            "message": f"answer refused ({refusal.code}) as submission {submission_id}{again}: {kept}",
-        }
+        return summary | _refused(conn, refusal, period_start, sha256, file_bytes, received_at, dag_run_id)
     rows = [row for f in fetched for row in f.rows]
     unknown = {
         f.category: dict(sorted((t, n) for t, n in f.outcomes.items() if t not in KNOWN_OUTCOMES)) for f in fetched

@@ -43,6 +43,9 @@ PIPELINE_ROLES = (OWNER, LOADER, TRANSFORMER)  # the pipeline's login switches i
 
 # Columns that say which area a published row belongs to (kpi_monthly: area_code; facts and dims: area_id).
 AREA_COLUMNS = ("area_code", "area_id")
+# Published tables whose rows with no area apply to every area (a KPI target for all areas): analysts read
+# those rows. Anywhere else a row with no area is no analyst's, and only the every-area readers see it.
+EVERY_AREA_WHEN_NULL = frozenset({"dim_kpi_target"})
 # Schemas dbt builds: the transformer owns them and everything in them.
 BUILT_SCHEMAS = ("staging", "intermediate", "reference", "marts", "marts_next", "marts_person", "marts_person_next")
 
@@ -438,9 +441,12 @@ def _current_database(conn: psycopg.Connection) -> str:
 def secure_published(conn: psycopg.Connection, schema: str, readers: tuple[str, ...], analysts: bool) -> dict:
     """Grants, security_invoker views and row-level security on every table of `schema`.
 
-    `readers` see every row; with `analysts`, analyst roles see the rows of their areas (and rows with
-    no area). Run on the next schema inside the publishing transaction, so the swap never opens a
-    window without them. Returns which tables got row-level security, on which column.
+    `readers` see every row; with `analysts`, analyst roles see the rows of their areas only (rows with
+    no area only in EVERY_AREA_WHEN_NULL tables). Row-level security is forced, so it binds the
+    tables' owner too: the transformer gets a policy to read every row (publication checksums them)
+    and none to write, so a published table cannot be changed by any role but a superuser's. Run
+    on the next schema inside the publishing transaction, so the swap never opens a window without
+    them. Returns which tables got row-level security, on which column.
     """
     grantees = [*readers, *([ANALYST] if analysts else [])]
     roles = sql.SQL(", ").join(map(sql.Identifier, grantees))
@@ -469,20 +475,28 @@ def secure_published(conn: psycopg.Connection, schema: str, readers: tuple[str, 
             secured[name] = None
             continue
         conn.execute(sql.SQL("alter table {} enable row level security").format(relation))
-        for policy in ("every_area", "analyst_areas"):
+        conn.execute(sql.SQL("alter table {} force row level security").format(relation))
+        for policy in ("every_area", "analyst_areas", "owner_reads"):
             conn.execute(sql.SQL("drop policy if exists {} on {}").format(sql.Identifier(policy), relation))
         conn.execute(
             sql.SQL("create policy every_area on {} for select to {} using (true)").format(
                 relation, sql.SQL(", ").join(map(sql.Identifier, readers))
             )
         )
+        conn.execute(
+            sql.SQL("create policy owner_reads on {} for select to {} using (true)").format(
+                relation, sql.Identifier(TRANSFORMER)
+            )
+        )
         if analysts:
             column = sql.Identifier(area_column)
+            in_areas = sql.SQL("{} in (select unnest(ops.analyst_area_codes(current_user)))").format(column)
+            if name in EVERY_AREA_WHEN_NULL:
+                in_areas = sql.SQL("{} is null or {}").format(column, in_areas)
             conn.execute(
-                sql.SQL(
-                    "create policy analyst_areas on {} for select to {} "
-                    "using ({} is null or {} in (select unnest(ops.analyst_area_codes(current_user))))"
-                ).format(relation, sql.Identifier(ANALYST), column, column)
+                sql.SQL("create policy analyst_areas on {} for select to {} using ({})").format(
+                    relation, sql.Identifier(ANALYST), in_areas
+                )
             )
         secured[name] = area_column
     return secured

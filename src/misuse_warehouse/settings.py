@@ -24,6 +24,14 @@ LOADER_URL_ENV = "MISUSE_WAREHOUSE_LOADER_URL"
 TRANSFORMER_URL_ENV = "MISUSE_WAREHOUSE_TRANSFORMER_URL"
 RETENTION_MONTHS_ENV = "MISUSE_WAREHOUSE_RETENTION_MONTHS"
 DEFAULT_RETENTION_MONTHS = 24
+MAX_FILE_BYTES_ENV = "MISUSE_WAREHOUSE_MAX_FILE_BYTES"
+# A national month's largest treatment file is a few MB; 1 GiB leaves room for any real feed while a
+# file read whole at this size (bytes, text and records) still fits a worker's memory.
+DEFAULT_MAX_FILE_BYTES = 1 << 30
+MAX_ANSWER_BYTES_ENV = "MISUSE_WAREHOUSE_MAX_ANSWER_BYTES"
+# One data.police.uk answer is at most 10,000 crimes (about 6 MB of JSON); a Fingertips CSV for one
+# indicator and area type is tens of MB at most. An answer larger than this is not one of theirs.
+DEFAULT_MAX_ANSWER_BYTES = 256 << 20
 
 
 def home() -> Path:
@@ -49,6 +57,28 @@ def retention_months() -> int:
     value = os.environ.get(RETENTION_MONTHS_ENV, str(DEFAULT_RETENTION_MONTHS))
     if not value.strip().isdigit() or int(value) < 1:
         raise ValueError(f"{RETENTION_MONTHS_ENV} must be a whole number of months, at least 1 (got {value!r})")
+    return int(value)
+
+
+def max_file_bytes() -> int:
+    """The largest landing file read (`MISUSE_WAREHOUSE_MAX_FILE_BYTES`); a larger one is refused unread.
+
+    Checked on the open file before a byte is read, so a runaway export cannot exhaust the ingest
+    task's memory and fail every retry of the month.
+    """
+    return _positive_bytes(MAX_FILE_BYTES_ENV, DEFAULT_MAX_FILE_BYTES)
+
+
+def max_answer_bytes() -> int:
+    """The largest API answer read (`MISUSE_WAREHOUSE_MAX_ANSWER_BYTES`): police and Fingertips answers
+    are read as a stream and refused once they pass it, never held whole first."""
+    return _positive_bytes(MAX_ANSWER_BYTES_ENV, DEFAULT_MAX_ANSWER_BYTES)
+
+
+def _positive_bytes(env: str, default: int) -> int:
+    value = os.environ.get(env, str(default)).strip()
+    if not (value.isascii() and value.isdigit()) or int(value) < 1:
+        raise ValueError(f"{env} must be a whole number of bytes, at least 1 (got {value!r})")
     return int(value)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -120,36 +121,54 @@ def _write(
     findings = sorted(_masked(findings, feed), key=lambda f: (f.severity != "error", f.rule, f.row or 0))
     csv_path = folder / f"{prefix}{file_name}.report.csv"
     html_path = folder / f"{prefix}{file_name}.report.html"
-    csv_path.write_text(render_csv(file_name, outcome, findings), encoding="utf-8")
+    csv_path.write_text(render_csv(file_name, outcome, findings), encoding="utf-8", newline="")
     html_path.write_text(render_html(file_name, feed, period, outcome, summary, findings), encoding="utf-8")
     return Report(csv_path, html_path, len(findings))
 
 
 def render_csv(file_name: str, outcome: str, findings: list[Finding]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    """The report as CSV; every cell, of every column, made safe to open in a spreadsheet (`csv_cell`).
+
+    Records end in \\r\\n (RFC 4180): Python 3.11's writer quotes a field holding a character of the
+    line terminator only, and a bare \\r in a submitted value would otherwise end the record early.
+    """
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for f in findings:
-        writer.writerow(
-            [
-                file_name,
-                outcome,
-                f.severity,
-                f.rule,
-                f.dimension or "",
-                " ".join(f.columns),
-                "" if f.row is None else f.row,
-                _csv_safe("" if f.value is None else str(f.value)),
-                f.message,
-            ]
+        cells = (
+            file_name,
+            outcome,
+            f.severity,
+            f.rule,
+            f.dimension or "",
+            " ".join(f.columns),
+            "" if f.row is None else f.row,
+            "" if f.value is None else f.value,
+            f.message,
         )
+        writer.writerow([csv_cell(cell) for cell in cells])
     return buffer.getvalue()
 
 
-def _csv_safe(value: str) -> str:
-    """A submitted value that a spreadsheet would run as a formula is written as text ('=..., '@...)."""
-    risky = value[:1] in ("=", "+", "@", "\t", "\r") or (value[:1] == "-" and not value[1:2].isdigit())
-    return f"'{value}" if risky else value
+# What makes a spreadsheet read a cell as a formula (OWASP, CSV injection), full-width forms included:
+# Excel and LibreOffice take them after leading spaces too, and "-2+3+cmd|' /C calc'!A0" runs as well as "=".
+_FORMULA_START = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
+def csv_cell(value: object) -> str:
+    """The cell as text a spreadsheet shows and never runs: a leading ' when it could start a formula.
+
+    The submitter's file name, values, column names and rule texts all reach the report, so every
+    cell is guarded, not only the value. A plain number (-12, 3.5) cannot be a formula and is
+    written as it is, so the report's numbers stay numbers.
+    """
+    text = str(value)
+    if _PLAIN_NUMBER.fullmatch(text):
+        return text
+    stripped = text.lstrip(" \u00a0\u3000\f\v")
+    return f"'{text}" if stripped[:1] in _FORMULA_START else text
 
 
 _STYLE = """

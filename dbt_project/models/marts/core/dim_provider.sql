@@ -1,12 +1,11 @@
 -- Providers, conformed across domains: every code that submits treatment files
 -- or holds a contract in a register, named as the latest register names it.
+-- Area-free: read whole by every analyst, so nothing here counts or lists what a
+-- provider does in each area (that is fct_provider_area_episodes, under row-level
+-- security by area).
 with submissions as (
     select * from {{ ref('stg_raw__submissions') }}
     where feed = 'treatment'
-),
-
-episodes as (
-    select * from {{ ref('int_treatment__episodes') }}
 ),
 
 register_rows as (
@@ -21,16 +20,6 @@ provider_submissions as (
         count(*) as submission_count
     from submissions
     group by source_code
-),
-
-provider_episodes as (
-    select
-        provider_code as provider_id,
-        count(*) as episode_count,
-        count(distinct area_code) as area_count,
-        string_agg(distinct area_code, ';' order by area_code) as area_ids
-    from episodes
-    group by provider_code
 ),
 
 provider_names as (
@@ -54,14 +43,9 @@ select
     provider_names.provider_id is not null as is_in_contract_register,
     provider_submissions.first_submission_month,
     provider_submissions.latest_submission_month,
-    coalesce(provider_submissions.submission_count, 0) as submission_count,
-    {{ suppress_small_count('coalesce(provider_episodes.episode_count, 0)') }} as episode_count,
-    coalesce(provider_episodes.area_count, 0) as area_count,
-    provider_episodes.area_ids
+    coalesce(provider_submissions.submission_count, 0) as submission_count
 from provider_ids
 left join provider_submissions
     on provider_submissions.provider_id = provider_ids.provider_id
-left join provider_episodes
-    on provider_episodes.provider_id = provider_ids.provider_id
 left join provider_names
     on provider_names.provider_id = provider_ids.provider_id
