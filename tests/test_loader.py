@@ -228,6 +228,8 @@ def test_oversized_and_linked_files_are_quarantined_and_the_month_loads(
     outside = write_treatment_file(tmp_path / "elsewhere", "P0003", "2025-03", [treatment_row(episode_id="E9")])
     link = landing / "treatment" / "2025-03" / outside.name
     link.symlink_to(outside)
+    outside.chmod(0o644)
+    os.utime(outside, (1_000_000_000, 1_000_000_000))
     paths = pipeline.discover(str(landing), "2025-03")
     assert paths == [str(good), str(huge), str(link)]  # the link is taken, to be refused
     outcomes = {Path(o["file"]).name: o for o in pipeline.ingest_files(paths, "size-run")}
@@ -238,6 +240,8 @@ def test_oversized_and_linked_files_are_quarantined_and_the_month_loads(
     assert json.loads((folder / f"{huge.name}.reason.json").read_text())["code"] == "file_too_large"
     assert (folder / huge.name).stat().st_size == 3 * 2**30 and not huge.exists()
     assert (folder / link.name).is_symlink() and outside.exists()  # the link moved, its target untouched
+    # ... mode and times too: quarantine's chmod and receipt stamp act on the link, never through it
+    assert (outside.stat().st_mode & 0o777, outside.stat().st_mtime) == (0o644, 1_000_000_000)
     assert "symlink" in (folder / f"{link.name}.report.csv").read_text()
     audit = db.execute("select file_name, status, file_bytes from raw.submissions order by submission_id").fetchall()
     assert audit == [

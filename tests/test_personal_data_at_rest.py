@@ -277,10 +277,21 @@ def test_retention_purges_gx_results_data_docs_and_reports_of_files_loaded_with_
     ]
     # a file never taken (no contract for its feed): its sender dated it long ago, but it arrived now
     waiting = _aged(tmp_path / "landing" / "new-feed" / "2020-01" / "new-feed_X_2020-01.csv", "a,b", long_ago)
+    # a refused symbolic link, quarantined long ago: purged as itself; the file it points at (recent,
+    # outside the home) keeps its mode and times
+    target = _aged(tmp_path.parent / f"{tmp_path.name}-elsewhere.csv", "a,b", recently)
+    target.chmod(0o644)
+    link = settings.quarantine_dir() / "treatment" / "2020-01" / "treatment_P0009_2020-01.csv"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(target)
+    os.utime(link, (long_ago, long_ago), follow_symlinks=False)
+    old.append(_aged(link.with_name(link.name + ".reason.json"), "{}", long_ago))
 
     purged = retention.purge_files(db, datetime(2024, 1, 1, tzinfo=UTC), "retention-test")
 
     assert [p for p in old if p.exists()] == []
+    assert not link.is_symlink(), "the quarantined link is purged"
+    assert target.exists() and target.stat().st_mode & 0o777 == 0o644
     assert all(p.exists() for p in kept) and waiting.exists()
     counts = {r["target"]: r["files"] for r in purged}
     assert counts["gx_validations"] >= 1 and counts["gx_data_docs"] >= 1 and counts["reports"] >= 2

@@ -436,8 +436,9 @@ def first_seen(conn: psycopg.Connection, sha256: str, seen_at: datetime | None =
 
 
 def _stamp(path: Path, when: datetime) -> None:
-    """Give a kept file the time it was received, the time retention reads."""
-    os.utime(path, (when.timestamp(), when.timestamp()))
+    """Give a kept file the time it was received, the time retention reads (a link's own time, never
+    its target's)."""
+    os.utime(path, (when.timestamp(), when.timestamp()), follow_symlinks=False)
 
 
 def _readable(file_name: str, refusal: Refusal) -> str:

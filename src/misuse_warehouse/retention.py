@@ -125,10 +125,11 @@ def _delete_older(
         return 0
     deleted = 0
     for path in sorted(folder.rglob("*")):
-        if path.is_symlink() or not path.is_file():
+        # a refused symbolic link is kept (and purged) as itself: its own times, never its target's
+        if not path.is_symlink() and not path.is_file():
             continue
         main = _main_file(path)
-        if (main is not None and main.exists()) or received(path.stat()) >= before:
+        if (main is not None and (main.exists() or main.is_symlink())) or received(path.lstat()) >= before:
             if private and path.exists():
                 settings.make_private(path)
             continue

@@ -106,7 +106,13 @@ def private_umask() -> None:
 
 
 def make_private(path: Path) -> None:
-    """A file 0600 or a folder 0700, whatever umask or copied mode (shutil keeps the sender's) made it."""
+    """A file 0600 or a folder 0700, whatever umask or copied mode (shutil keeps the sender's) made it.
+
+    A symbolic link (a refused one, kept in quarantine) is left alone: chmod would act on whatever it
+    points at, which a submitter chose, and a link's own mode means nothing on Linux.
+    """
+    if path.is_symlink():
+        return
     path.chmod(PRIVATE_FOLDER if path.is_dir() else PRIVATE_FILE)
 
 
