@@ -340,23 +340,33 @@ def let_transformer_act_as_readers(conn: psycopg.Connection) -> list[str]:
             (list(PIPELINE_ROLES), list(READER_ROLES), list(READER_ROLES), list(PIPELINE_ROLES), TRANSFORMER),
         )
     ]
-    granted: list[str] = []
-    for role in targets:
-        try:
-            with conn.transaction():
-                conn.execute(
-                    sql.SQL("grant {} to {} with inherit false, set true").format(
-                        sql.Identifier(role), sql.Identifier(TRANSFORMER)
-                    )
-                )
-            granted.append(role)
-        except psycopg.errors.InsufficientPrivilege:
-            log.warning(
-                "transformer may not act as %s (this login may not grant it): the mart gate or publication "
-                "fails for it unless a DBA runs: grant %s to %s with inherit false, set true",
-                role, role, TRANSFORMER,
-            )  # fmt: skip
-    return granted
+    return [
+        role
+        for role in targets
+        if _or_ask_a_dba(
+            conn,
+            sql.SQL("grant {} to {} with inherit false, set true").format(
+                sql.Identifier(role), sql.Identifier(TRANSFORMER)
+            ),
+            f"transformer may not act as {role} (this login may not grant it): the mart gate or publication "
+            "fails for it unless a DBA runs: ",
+        )
+    ]
+
+
+def _or_ask_a_dba(conn: psycopg.Connection, statement: sql.Composed, problem: str) -> bool:
+    """Run `statement`, or, without the privilege, log `problem` and the statement for a DBA to run.
+
+    A managed Postgres may not give the migrating login every privilege; the rest of the migration
+    still applies, and the warning says exactly what is missing.
+    """
+    try:
+        with conn.transaction():
+            conn.execute(statement)
+        return True
+    except psycopg.errors.InsufficientPrivilege:
+        log.warning("%s%s", problem, statement.as_string(conn))
+        return False
 
 
 # A reader's transaction left open (a BI tool's session idle in a transaction) is ended after this: it
@@ -385,23 +395,18 @@ def limit_reader_sessions(conn: psycopg.Connection) -> list[str]:
             (list(READER_ROLES), list(PIPELINE_ROLES), setting),
         )
     ]
-    changed: list[str] = []
-    for login in logins:
-        try:
-            with conn.transaction():
-                conn.execute(
-                    sql.SQL("alter role {} set idle_in_transaction_session_timeout = {}").format(
-                        sql.Identifier(login), sql.Literal(READER_IDLE_TIMEOUT)
-                    )
-                )
-            changed.append(login)
-        except psycopg.errors.InsufficientPrivilege:
-            log.warning(
-                "reader login %s has no idle_in_transaction_session_timeout and this login may not set it: "
-                "ask a DBA to run: alter role %s set idle_in_transaction_session_timeout = '%s'",
-                login, login, READER_IDLE_TIMEOUT,
-            )  # fmt: skip
-    return changed
+    return [
+        login
+        for login in logins
+        if _or_ask_a_dba(
+            conn,
+            sql.SQL("alter role {} set idle_in_transaction_session_timeout = {}").format(
+                sql.Identifier(login), sql.Literal(READER_IDLE_TIMEOUT)
+            ),
+            f"reader login {login} has no idle_in_transaction_session_timeout and this login may not set it: "
+            "ask a DBA to run: ",
+        )
+    ]
 
 
 _ALTER_KIND = {"r": "table", "p": "table", "v": "view", "m": "materialized view", "S": "sequence", "f": "foreign table"}
