@@ -174,8 +174,11 @@ class _AreaModel:
         self.low[key] = max(self.low.get(key, 0.0), low)
 
     def _quantities(self) -> None:
+        months: dict[date, str] = {}  # strftime once a month, not once a row
         for (month, kpi, breakdown), row in self.rows.items():
-            cell = f"{row.area_code} {month:%Y-%m} {kpi} {breakdown}"
+            if month not in months:
+                months[month] = f"{row.area_code} {month:%Y-%m}"
+            cell = f"{months[month]} {kpi} {breakdown}"
             if kpi in COUNT_KPIS:
                 floor = 0 if kpi in HIDDEN_AT_ZERO else 1
                 self._quantity(("n", month, kpi, breakdown), cell, None if row.is_suppressed else row.value, floor)
