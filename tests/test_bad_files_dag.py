@@ -63,6 +63,11 @@ def test_bad_files_are_refused_by_the_dag_and_the_marts_stay_as_they_were(
     kinds = {k.name: k for k in make_corpus.refused_kinds()}
     bad = {_drop(landing, kinds[name]).name: kinds[name].code for name in HANDFUL}
     caplog.set_level(logging.DEBUG)
+    # the first DAG run in a process configures Airflow's logging, which replaces the root logger's
+    # handlers, caplog's among them: capture again from here (in a process that ran a DAG before, as
+    # under `make test`, the handler is still there)
+    if caplog.handler not in logging.getLogger().handlers:
+        logging.getLogger().addHandler(caplog.handler)
     huge = landing / "treatment" / MONTH / f"treatment_P9100_{MONTH}.csv"
     huge.touch()
     os.truncate(huge, 2 * 2**30 + 1)  # over the 1 GiB default; sparse, so no disk is used
