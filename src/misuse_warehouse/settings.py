@@ -116,11 +116,6 @@ def make_private(path: Path) -> None:
     path.chmod(PRIVATE_FOLDER if path.is_dir() else PRIVATE_FILE)
 
 
-def private_folders() -> tuple[Path, ...]:
-    """Folders the pipeline writes that can hold plain attributors or point at them (kept private)."""
-    return (home(), archive_dir(), quarantine_dir(), reports_dir(), gx_dir())
-
-
 def gx_results_dirs() -> tuple[Path, ...]:
     """Where GX keeps each validation: its stored results and their Data Docs pages (under retention)."""
     uncommitted = gx_dir() / "gx" / "uncommitted"
